@@ -1,0 +1,84 @@
+"""Exceptions of the local runtime."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+
+__all__ = [
+    "CallExitError",
+    "CallTimeoutError",
+    "Exit",
+    "NameTakenError",
+    "NoProcError",
+    "NoSuchNameError",
+    "NotInProcessError",
+    "ReceiveTimeoutError",
+    "StartError",
+]
+
+
+class Exit(BaseException):
+    """Raise ``Exit(reason)`` to end the current process with ``reason``.
+
+    It is a ``BaseException`` so that ``except Exception`` in user code does not
+    swallow it. ``Exit("normal")`` ends the process quietly, like returning.
+
+    Attributes:
+        reason: the exit reason.
+    """
+
+    def __init__(self, reason: Any = "normal") -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class NotInProcessError(RuntimeError):
+    """The call needs a current process (or node) and there is none."""
+
+
+class NoSuchNameError(LookupError):
+    """No process is registered under this name."""
+
+
+class NameTakenError(ValueError):
+    """The name is already registered, or the process already has a name."""
+
+
+class NoProcError(LookupError):
+    """The process does not exist (``noproc``)."""
+
+
+class ReceiveTimeoutError(trio.TooSlowError):
+    """``receive`` found no matching message within its timeout."""
+
+
+class CallTimeoutError(trio.TooSlowError):
+    """A ``call`` got no reply within its timeout."""
+
+
+class CallExitError(Exception):
+    """A ``call`` (or ``stop``) failed because the server exited or does not exist.
+
+    Attributes:
+        reason: the server's exit reason, ``"noproc"``, ``"calling_self"`` or
+            ``("nodedown", node)``.
+    """
+
+    def __init__(self, reason: Any) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class StartError(Exception):
+    """A ``start``/``start_link`` failed.
+
+    Attributes:
+        reason: why: the exception ``init`` raised, the reason it stopped with,
+            ``"timeout"``, or ``("already_started", pid)``.
+    """
+
+    def __init__(self, reason: Any) -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -1,0 +1,587 @@
+"""GenServer: the client/server behaviour, with Erlang's semantics.
+
+A GenServer is a process that keeps state between messages and serves
+synchronous ``call`` requests, asynchronous ``cast`` requests and plain
+messages, one at a time, in mailbox order.
+
+Example::
+
+    from beamlet.actors import GenServer, call, cast, run
+
+    class Counter(GenServer):
+        async def init(self, start):
+            self.n = start
+
+        async def handle_call(self, request, caller):
+            if request == "get":
+                return self.n
+
+        async def handle_cast(self, request):
+            op, k = request
+            self.n += k
+
+    async def main():
+        await Counter.start_link(0, name="counter")
+        cast("counter", ("add", 2))
+        return await call("counter", "get")
+
+    assert run(main) == 2
+
+Callbacks (all ``async``; every one is optional):
+
+- ``init(*args)``: runs in the new process before ``start`` returns. Return
+  ``None`` (or ``NoReply(timeout=..., continue_=...)``) to start, ``Ignore``
+  to make ``start`` return ``None`` and exit ``"normal"``, ``Stop(reason)`` or
+  raise to fail the start with ``StartError``.
+- ``handle_call(request, caller)``: return the reply; or ``NoReply`` and
+  answer later, from any process, with ``reply(caller, value)``; or
+  ``Stop(reason, reply=value)`` to reply and stop.
+- ``handle_cast(request)`` / ``handle_info(msg)`` / ``handle_continue(arg)``:
+  return ``None``, ``NoReply(timeout=..., continue_=...)`` or ``Stop(reason)``.
+- ``terminate(reason)``: runs when a callback returns ``Stop``, when a callback
+  raises, when ``stop()`` is called, and on an exit signal from the parent
+  while the server traps exits. It does not run when an exit signal kills a
+  server that does not trap exits, nor on ``"kill"``.
+
+Any other return value stops the server with ``("bad_return_value", value)``.
+A server without ``handle_call`` stops with ``("bad_call", request)`` on a
+call, and without ``handle_cast`` with ``("bad_cast", request)``; unexpected
+plain messages are logged and dropped. A callback that raises crashes the
+server (a crash report is logged) and a pending caller gets ``CallExitError``
+with the exception as reason. Stop reasons other than ``"normal"``,
+``"shutdown"`` and ``("shutdown", detail)`` are logged as errors.
+
+Timeouts: ``call`` waits 5 s by default (``CallTimeoutError``); a reply that
+arrives later is dropped, never left in the caller's mailbox. ``start`` waits
+for ``init`` forever unless given ``timeout=``.
+
+When not to use it: for code organisation (use a module), or for data many
+processes read (a GenServer serializes every request).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import attrs
+import trio
+
+from ._context import _process, current_node, current_process
+from ._errors import (
+    CallExitError,
+    CallTimeoutError,
+    Exit,
+    NameTakenError,
+    ReceiveTimeoutError,
+    StartError,
+)
+from ._ids import Pid, Ref
+from ._messages import Down, ExitSignal
+from ._process import Process, Reply, is_clean_exit, validate_timeout
+
+__all__ = [
+    "Call",
+    "Cast",
+    "From",
+    "GenServer",
+    "Ignore",
+    "NoReply",
+    "Stop",
+    "StopRequest",
+    "call",
+    "cast",
+    "reply",
+    "stop",
+]
+
+logger = logging.getLogger("beamlet")
+
+_MISSING: Any = object()
+
+
+@attrs.frozen
+class From:
+    """Who made a ``call``: pass it to ``reply``. Treat it as opaque.
+
+    Attributes:
+        pid: the calling process.
+        ref: the call's unique tag.
+    """
+
+    pid: Pid
+    ref: Ref
+
+
+class Call:
+    """The envelope of a ``call`` request."""
+
+    __slots__ = ("caller", "request")
+
+    def __init__(self, caller: From, request: Any) -> None:
+        self.caller = caller
+        self.request = request
+
+    def __repr__(self) -> str:
+        return f"Call({self.caller!r}, {self.request!r})"
+
+
+class Cast:
+    """The envelope of a ``cast`` request."""
+
+    __slots__ = ("request",)
+
+    def __init__(self, request: Any) -> None:
+        self.request = request
+
+    def __repr__(self) -> str:
+        return f"Cast({self.request!r})"
+
+
+class StopRequest:
+    """The envelope of a ``stop`` request: terminate with ``reason``."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: Any) -> None:
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"StopRequest({self.reason!r})"
+
+
+class NoReply:
+    """Return value: no reply now (for ``handle_call``), or carry on.
+
+    Return the class itself, or an instance to ask for a timeout or a continue.
+
+    Args:
+        timeout: if no message arrives within this many seconds,
+            ``handle_info("timeout")`` runs.
+        continue_: run ``handle_continue(continue_)`` before the next message.
+    """
+
+    __slots__ = ("continue_", "timeout")
+
+    def __init__(self, *, timeout: float | None = None, continue_: Any = _MISSING) -> None:
+        validate_timeout(timeout)
+        self.timeout = timeout
+        self.continue_ = continue_
+
+
+@attrs.frozen
+class Stop:
+    """Return value: stop the server with ``reason`` (after ``terminate``).
+
+    Attributes:
+        reason: the exit reason.
+        reply: for ``handle_call``, the reply sent to the caller after ``terminate``.
+    """
+
+    reason: Any = "normal"
+    reply: Any = _MISSING
+
+
+class _IgnoreType:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "Ignore"
+
+
+#: Return value of ``init``: do not start; ``start`` returns ``None``.
+Ignore: Any = _IgnoreType()
+
+
+class _Starting:
+    """The handshake between ``start`` and the new server's ``init``."""
+
+    __slots__ = ("done", "outcome")
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.outcome: tuple[str, Any] = ("pending", None)
+
+    def set(self, kind: str, value: Any = None) -> None:
+        if not self.done.is_set():
+            self.outcome = (kind, value)
+            self.done.set()
+
+
+class GenServer:
+    """Base class of a generic server. See the module docstring for the callbacks."""
+
+    #: Seconds a supervisor waits for this server to stop (``child_spec`` default).
+    shutdown: ClassVar[float | str] = 5.0
+
+    parent: Pid | None
+    """The process that started this server with ``start_link`` (None for ``start``)."""
+
+    async def init(self, *args: Any) -> Any:
+        if args:
+            raise TypeError(
+                f"{type(self).__name__} got start arguments {args!r} but defines no init()"
+            )
+
+    async def handle_call(self, request: Any, caller: From) -> Any:
+        return Stop(("bad_call", request))
+
+    async def handle_cast(self, request: Any) -> Any:
+        return Stop(("bad_cast", request))
+
+    async def handle_info(self, msg: Any) -> Any:
+        logger.warning(
+            "%s %r received an unexpected message: %r",
+            type(self).__name__,
+            current_process().pid,
+            msg,
+        )
+
+    async def handle_continue(self, arg: Any) -> Any:
+        return Stop(("bad_continue", arg))
+
+    async def terminate(self, reason: Any) -> None:
+        pass
+
+    # -- starting ----------------------------------------------------------------------
+
+    @classmethod
+    async def start(
+        cls, *args: Any, name: str | None = None, timeout: float | None = None
+    ) -> Pid | None:
+        """Start a server (not linked) and wait for its ``init``.
+
+        Args:
+            *args: arguments for ``init``.
+            name: register the server under this name before ``init`` runs.
+            timeout: seconds to wait for ``init``; then the server is killed.
+
+        Returns:
+            The server's pid, or None if ``init`` returned ``Ignore``.
+
+        Raises:
+            StartError: ``init`` raised or returned ``Stop``, timed out, or the
+                name is taken (``reason == ("already_started", pid)``).
+
+        Cancellation:
+            If cancelled while waiting, the new server is killed.
+        """
+        return await cls._start(args, name, timeout, link=False)
+
+    @classmethod
+    async def start_link(
+        cls, *args: Any, name: str | None = None, timeout: float | None = None
+    ) -> Pid | None:
+        """Like ``start``, and link the server to the calling process.
+
+        As in Erlang, if ``init`` fails with a reason other than ``"normal"``,
+        the exit signal also reaches the caller, which dies with it unless it
+        traps exits.
+        """
+        return await cls._start(args, name, timeout, link=True)
+
+    @classmethod
+    def child_spec(
+        cls,
+        *args: Any,
+        id: Any = None,
+        name: str | None = None,
+        restart: str = "permanent",
+        shutdown: float | str | None = None,
+    ) -> dict[str, Any]:
+        """Describe how a supervisor starts this server (a mapping ``ChildSpec`` accepts).
+
+        Args:
+            *args: arguments for ``init``.
+            id: the child id (default: the class).
+            name: a name to register the server under.
+            restart: ``"permanent"``, ``"transient"`` or ``"temporary"``.
+            shutdown: seconds, ``"brutal_kill"`` or ``"infinity"`` (default: ``cls.shutdown``).
+        """
+
+        async def start_link(*start_args: Any) -> Pid | None:
+            return await cls.start_link(*start_args, name=name)
+
+        start_link.__qualname__ = f"{cls.__qualname__}.start_link"
+        return {
+            "id": cls if id is None else id,
+            "start": start_link,
+            "args": args,
+            "restart": restart,
+            "shutdown": cls.shutdown if shutdown is None else shutdown,
+            "type": "worker",
+        }
+
+    @classmethod
+    async def _start(
+        cls, args: tuple[Any, ...], name: str | None, timeout: float | None, link: bool
+    ) -> Pid | None:
+        validate_timeout(timeout)
+        caller = _process.get()
+        if link and caller is None:
+            raise StartError("start_link needs a calling process")
+        node = caller.node if caller is not None else current_node()
+        if name is not None and name in node._names:
+            raise StartError(("already_started", node._names[name].pid))
+        starting = _Starting()
+        parent = caller.pid if (link and caller is not None) else None
+        try:
+            proc = node.spawn_process(
+                _serve,
+                (cls, args, starting, parent),
+                name=name,
+                link_to=caller if link else None,
+            )
+        except NameTakenError:
+            raise StartError(("already_started", node.whereis(name))) from None  # type: ignore[arg-type]
+        try:
+            if timeout is None:
+                await starting.done.wait()
+            else:
+                with trio.move_on_after(timeout):
+                    await starting.done.wait()
+        except trio.Cancelled:
+            _abandon(caller, proc)
+            raise
+        kind, value = starting.outcome
+        if kind == "ok":
+            return proc.pid
+        if kind == "ignore":
+            return None
+        if kind == "pending":
+            _abandon(caller, proc)
+            raise StartError("timeout")
+        raise StartError(value)
+
+
+def _abandon(caller: Process | None, proc: Process) -> None:
+    """Unlink and kill a server whose start is given up, and flush its exit."""
+    if caller is not None:
+        caller.node.unlink(caller, proc.pid)
+        caller.take(lambda m: type(m) is ExitSignal and m.pid == proc.pid)
+    proc.kill("killed")
+
+
+async def _serve(
+    cls: type[GenServer], args: tuple[Any, ...], starting: _Starting, parent: Pid | None
+) -> None:
+    server = cls.__new__(cls)
+    server.parent = parent
+    try:
+        result = await server.init(*args)
+    except BaseException as exc:
+        reason = exc.reason if isinstance(exc, Exit) else exc
+        starting.set("error", reason)
+        raise
+    if result is Ignore:
+        starting.set("ignore")
+        return
+    if isinstance(result, Stop):
+        starting.set("error", result.reason)
+        raise Exit(result.reason)
+    if result is not None and result is not NoReply and not isinstance(result, NoReply):
+        reason = ("bad_return_value", result)
+        starting.set("error", reason)
+        raise Exit(reason)
+    starting.set("ok")
+    await _loop(server, result)
+
+
+async def _loop(server: GenServer, after: Any) -> None:
+    proc = current_process()
+    while True:
+        timeout = None
+        while True:
+            if isinstance(after, Stop):
+                await _stop(server, after.reason)
+            if isinstance(after, NoReply):
+                if after.continue_ is not _MISSING:
+                    after = await _callback(server, server.handle_continue, after.continue_)
+                    after = _check_noreply(after)
+                    continue
+                timeout = after.timeout
+            break
+        try:
+            msg = await proc.receive(None, timeout)
+        except ReceiveTimeoutError:
+            msg = "timeout"
+        kind = type(msg)
+        if kind is Call:
+            result = await _callback(server, server.handle_call, msg.request, msg.caller)
+            if result is NoReply or isinstance(result, NoReply):
+                after = result
+            elif isinstance(result, Stop):
+                await _terminate(server, result.reason)
+                if result.reply is not _MISSING:
+                    reply(msg.caller, result.reply)
+                _exit(server, result.reason)
+            else:
+                reply(msg.caller, result)
+                after = None
+        elif kind is Cast:
+            after = _check_noreply(await _callback(server, server.handle_cast, msg.request))
+        elif kind is StopRequest or (
+            kind is ExitSignal and server.parent is not None and msg.pid == server.parent
+        ):
+            await _stop(server, msg.reason)
+        else:
+            after = _check_noreply(await _callback(server, server.handle_info, msg))
+
+
+def _check_noreply(result: Any) -> Any:
+    if result is None or result is NoReply or isinstance(result, (NoReply, Stop)):
+        return result
+    return Stop(("bad_return_value", result))
+
+
+async def _callback(server: GenServer, fn: Callable[..., Any], *args: Any) -> Any:
+    """Run a callback; if it raises, run ``terminate`` and re-raise."""
+    try:
+        return await fn(*args)
+    except Exit as exc:
+        await _terminate(server, exc.reason)
+        raise
+    except Exception as exc:
+        await _terminate(server, exc)
+        raise
+
+
+async def _terminate(server: GenServer, reason: Any) -> None:
+    await server.terminate(reason)
+
+
+async def _stop(server: GenServer, reason: Any) -> None:
+    await _terminate(server, reason)
+    _exit(server, reason)
+
+
+def _exit(server: GenServer, reason: Any) -> None:
+    if not is_clean_exit(reason) and not isinstance(reason, BaseException):
+        proc = current_process()
+        logger.error(
+            "%s %r%s terminating with reason %r",
+            type(server).__name__,
+            proc.pid,
+            f" ({proc.name})" if proc.name else "",
+            reason,
+            extra={"beamlet_pid": proc.pid, "beamlet_name": proc.name, "beamlet_reason": reason},
+        )
+    raise Exit(reason)
+
+
+# -- client API ------------------------------------------------------------------------
+
+
+async def call(
+    server: Pid | str | tuple[str, str], request: Any, timeout: float | None = 5.0
+) -> Any:
+    """Send ``request`` to a GenServer and wait for its reply.
+
+    Args:
+        server: a pid, a local name, or ``(name, node)``.
+        request: any value.
+        timeout: seconds to wait (``None``: forever).
+
+    Returns:
+        The reply.
+
+    Raises:
+        CallTimeoutError: no reply in time (a late reply is dropped).
+        CallExitError: the server exited (``reason`` is its exit reason), does
+            not exist (``"noproc"``), is the caller (``"calling_self"``), or its
+            node is unreachable (``("nodedown", node)``).
+
+    Cancellation:
+        A checkpoint; a reply arriving after cancellation is dropped.
+    """
+    validate_timeout(timeout)
+    proc = current_process()
+    node = proc.node
+    target = node.resolve(server)
+    if target is None:
+        raise CallExitError("noproc")
+    if target == proc.pid:
+        raise CallExitError("calling_self")
+    start = len(proc.mailbox) if proc.mailbox else 0
+    ref = node.make_ref()
+    if proc.aliases is None:
+        proc.aliases = set()
+    proc.aliases.add(ref)
+    node.monitor(proc, target, ref=ref)
+    node.send(proc.pid, target, Call(From(proc.pid, ref), request))
+
+    def match(m: Any) -> bool:
+        kind = type(m)
+        return (kind is Reply or kind is Down) and (m.ref is ref or m.ref == ref)
+
+    try:
+        msg = await proc.receive(match, timeout, start)
+    except ReceiveTimeoutError:
+        raise CallTimeoutError(f"no reply from {server!r} within {timeout} s") from None
+    finally:
+        proc.aliases.discard(ref)
+    if type(msg) is Reply:
+        node.demonitor(proc, ref, flush=True)
+        return msg.value
+    reason = msg.reason
+    if reason == "noconnection":
+        reason = ("nodedown", target.node if isinstance(target, Pid) else target[1])
+    raise CallExitError(reason)
+
+
+def cast(server: Pid | str | tuple[str, str], request: Any) -> None:
+    """Send ``request`` to a GenServer's ``handle_cast``. Never blocks, never fails.
+
+    A cast to a name that is not registered, or to a node that is down, is dropped.
+    """
+    node = current_node()
+    proc = _process.get()
+    node.send_quietly(proc.pid if proc is not None else None, server, Cast(request))
+
+
+def reply(caller: From, value: Any) -> None:
+    """Answer a ``call`` that ``handle_call`` left with ``NoReply``, from any process.
+
+    Replying to a caller that gave up (timed out or died) does nothing.
+    """
+    if not isinstance(caller, From):
+        raise TypeError(f"reply() needs the From a handle_call received, not {caller!r}")
+    proc = _process.get()
+    current_node().send(
+        proc.pid if proc is not None else None, caller.pid, Reply(caller.ref, value)
+    )
+
+
+async def stop(
+    server: Pid | str | tuple[str, str], reason: Any = "normal", timeout: float | None = None
+) -> None:
+    """Stop a GenServer synchronously: it runs ``terminate(reason)`` and exits.
+
+    Raises:
+        CallExitError: the server does not exist (``"noproc"``), exited with
+            another reason, is the caller (``"calling_self"``), or its node is down.
+        CallTimeoutError: it did not exit within ``timeout``.
+    """
+    validate_timeout(timeout)
+    proc = current_process()
+    node = proc.node
+    target = node.resolve(server)
+    if target is None:
+        raise CallExitError("noproc")
+    if target == proc.pid:
+        raise CallExitError("calling_self")
+    start = len(proc.mailbox) if proc.mailbox else 0
+    ref = node.monitor(proc, target)
+    node.send(proc.pid, target, StopRequest(reason))
+    try:
+        down = await proc.receive(lambda m: type(m) is Down and m.ref == ref, timeout, start)
+    except ReceiveTimeoutError:
+        node.demonitor(proc, ref, flush=True)
+        raise CallTimeoutError(f"{server!r} did not stop within {timeout} s") from None
+    if down.reason == reason:
+        return
+    exit_reason = down.reason
+    if exit_reason == "noconnection":
+        exit_reason = ("nodedown", target.node if isinstance(target, Pid) else target[1])
+    raise CallExitError(exit_reason)

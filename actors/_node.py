@@ -1,0 +1,622 @@
+"""A node: the process table, names, links, monitors and exit propagation.
+
+A ``Node`` owns a Trio nursery in which every one of its processes runs. It
+routes signals between its own processes directly and hands those for other
+nodes to its ``router`` (see ``_router``). ``open_node`` and ``run`` create one.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import outcome
+import trio
+
+from ._context import _node, current_process_or_none
+from ._errors import Exit, NameTakenError, NoProcError, NoSuchNameError, NotInProcessError
+from ._ids import Counter, Pid, Ref, new_creation
+from ._messages import Down, ProcessInfo
+from ._process import Process
+from ._router import LocalRouter, Router
+from ._timers import Timers
+from ._watchdog import Watchdog
+
+__all__ = ["LOCAL_NODE_NAME", "Node", "open_node", "run"]
+
+T = TypeVar("T")
+
+#: The name of a node that is not distributed, as in Erlang.
+LOCAL_NODE_NAME = "nonode@nohost"
+
+_coroutine_functions: dict[Any, bool] = {}
+
+
+def check_async(fn: Any) -> None:
+    try:
+        known = _coroutine_functions.get(fn)
+    except TypeError:  # unhashable callable
+        known = None
+    if known:
+        return
+    ok = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004
+    )
+    if not ok:
+        raise TypeError(
+            f"a process runs an async function; {fn!r} is not one (define it with `async def`)"
+        )
+    if len(_coroutine_functions) < 4096:
+        try:
+            _coroutine_functions[fn] = True
+        except TypeError:
+            pass
+
+
+def check_name(name: object) -> str:
+    """Validate a name for registration; return it."""
+    if not isinstance(name, str):
+        raise TypeError(f"a registered name must be a str, not {type(name).__name__}: {name!r}")
+    if not name:
+        raise ValueError("a registered name must not be empty")
+    return name
+
+
+class Node:
+    """One beamlet node: a set of processes sharing a name and an incarnation.
+
+    Create it with ``open_node`` (or ``run``); do not instantiate it directly.
+
+    Attributes:
+        name: the node name (``"nonode@nohost"`` until distribution starts).
+        creation: the random incarnation number carried by every pid and ref.
+        router: where signals for other nodes go (the distribution layer
+            replaces the default ``LocalRouter``).
+    """
+
+    def __init__(self, nursery: trio.Nursery, name: str = LOCAL_NODE_NAME) -> None:
+        self.name = name
+        self.creation = new_creation()
+        self.router: Router = LocalRouter(self)
+        self.closed = False
+        self._nursery = nursery
+        self._procs: dict[int, Process] = {}
+        self._names: dict[str, Process] = {}
+        self._next_id = Counter()
+        self._next_ref = Counter()
+        self.timers = Timers(self)
+        self._watchdog: Watchdog | None = None
+        self._system_pid = Pid(self.name, 0, self.creation)
+
+    def __repr__(self) -> str:
+        return f"<Node {self.name} ({len(self._procs)} processes)>"
+
+    # -- identities ----------------------------------------------------------------
+
+    def make_ref(self) -> Ref:
+        """Return a new unique reference."""
+        return Ref(self.name, self._next_ref(), self.creation)
+
+    def rename(self, name: str) -> None:
+        """Give the node its distributed name. Only while it has no processes."""
+        if self._procs:
+            raise RuntimeError("a node can only be renamed before it runs any process")
+        self.name = name
+        self._system_pid = Pid(name, 0, self.creation)
+
+    def is_local(self, pid: Pid) -> bool:
+        return pid.node == self.name and pid.creation == self.creation
+
+    def lookup(self, pid: Pid) -> Process | None:
+        """The live local process for ``pid``, or None."""
+        if pid.node == self.name and pid.creation == self.creation:
+            return self._procs.get(pid.id)
+        return None
+
+    def is_alive(self, dest: Any) -> bool:
+        """Whether ``dest`` (a pid or a local name) may still be delivered to."""
+        if isinstance(dest, Pid) and dest.node == self.name:
+            return self.lookup(dest) is not None
+        return True
+
+    # -- spawning ------------------------------------------------------------------
+
+    def spawn(
+        self,
+        fn: Callable[..., Awaitable[Any]],
+        *args: Any,
+        name: str | None = None,
+        link: bool = False,
+        trap_exits: bool = False,
+    ) -> Pid:
+        """Start ``fn(*args)`` as a new process of this node; return its pid.
+
+        Args:
+            fn: an async function.
+            *args: its arguments.
+            name: register the process under this name, atomically.
+            link: link it to the calling process (which must be on this node).
+            trap_exits: start it trapping exits.
+
+        Raises:
+            TypeError: ``fn`` is not an async function, or ``name`` is not a str.
+            NameTakenError: ``name`` is already registered.
+            NotInProcessError: ``link`` outside a process of this node.
+        """
+        parent = None
+        if link:
+            parent = current_process_or_none()
+            if parent is None or parent.node is not self:
+                raise NotInProcessError("spawn(link=True) needs a calling process on this node")
+        return self.spawn_process(fn, args, name=name, link_to=parent, trap_exits=trap_exits).pid
+
+    def spawn_process(
+        self,
+        fn: Callable[..., Awaitable[Any]],
+        args: tuple[Any, ...],
+        *,
+        name: str | None = None,
+        link_to: Process | None = None,
+        trap_exits: bool = False,
+        hook: Callable[[Process, Any, Any], None] | None = None,
+    ) -> Process:
+        """Create and start a process; the internal form of ``spawn``."""
+        if self.closed:
+            raise RuntimeError(f"node {self.name} is closed")
+        check_async(fn)
+        if name is not None:
+            check_name(name)
+            if name in self._names:
+                raise NameTakenError(f"the name {name!r} is already registered")
+        pid = Pid(self.name, self._next_id(), self.creation)
+        proc = Process(self, pid, fn, args)
+        self._procs[pid.id] = proc
+        if name is not None:
+            proc.name = name
+            self._names[name] = proc
+        if trap_exits:
+            proc.trap = True
+        if hook is not None:
+            proc.hooks = [hook]
+        if link_to is not None:
+            proc.links = {link_to.pid}
+            if link_to.links is None:
+                link_to.links = {pid}
+            else:
+                link_to.links.add(pid)
+        self._nursery.start_soon(proc.main, name="beamlet.process")
+        return proc
+
+    async def run(self, fn: Callable[..., Awaitable[T]], *args: Any, **opts: Any) -> T:
+        """Run ``fn(*args)`` as a process of this node and return its result.
+
+        Raises the exception the process raised, or ``Exit(reason)`` if it was
+        killed with another reason than ``"normal"``.
+
+        Cancellation:
+            If the caller is cancelled, the process is killed with
+            ``"shutdown"`` and the cancellation propagates.
+        """
+        done = trio.Event()
+        box: list[Any] = []
+
+        def finished(proc: Process, reason: Any, result: Any) -> None:
+            box.append((reason, result))
+            done.set()
+
+        proc = self.spawn_process(fn, args, hook=finished, **opts)
+        try:
+            await done.wait()
+        except trio.Cancelled:
+            proc.kill("shutdown")
+            raise
+        reason, result = box[0]
+        if isinstance(reason, BaseException):
+            raise reason
+        if type(reason) is str and reason == "normal":
+            return result  # type: ignore[no-any-return,unused-ignore]
+        raise Exit(reason)
+
+    def process_exited(self, proc: Process, reason: Any, result: Any) -> None:
+        """Release what the exiting process held and send its exit and down signals.
+
+        Names are released before any signal goes out (P12).
+        """
+        pid = proc.pid
+        del self._procs[pid.id]
+        if proc.name is not None:
+            del self._names[proc.name]
+        proc._waiting = None
+        proc.mailbox = None
+        proc.aliases = None
+        if proc.links:
+            for other in proc.links:
+                self.exit_signal(pid, other, reason, link=True)
+            proc.links = None
+        if proc.monitored_by:
+            for ref, (watcher, obj) in proc.monitored_by.items():
+                self.send_down(watcher, ref, obj, reason)
+            proc.monitored_by = None
+        if proc.monitors:
+            for ref, target in proc.monitors.items():
+                self.drop_monitor(pid, ref, target)
+            proc.monitors = None
+        if proc.hooks:
+            for hook in proc.hooks:
+                hook(proc, reason, result)
+
+    # -- messages ------------------------------------------------------------------
+
+    def send(self, sender: Pid | None, dest: Any, msg: Any) -> None:
+        """Send ``msg`` to a pid, a registered name or a ``(name, node)`` pair."""
+        if type(dest) is Pid:
+            if dest.node == self.name:
+                if dest.creation == self.creation:
+                    proc = self._procs.get(dest.id)
+                    if proc is not None:
+                        proc.deliver(msg)
+                return
+            self.router.send(sender, dest, msg)
+        elif type(dest) is str:
+            proc = self._names.get(dest)
+            if proc is None:
+                raise NoSuchNameError(f"no process is registered as {dest!r}")
+            proc.deliver(msg)
+        elif type(dest) is tuple and len(dest) == 2:
+            name, node = dest
+            if not isinstance(name, str) or not isinstance(node, str):
+                raise TypeError(f"a (name, node) destination needs two strings, not {dest!r}")
+            if node == self.name:
+                proc = self._names.get(name)
+                if proc is not None:
+                    proc.deliver(msg)
+            else:
+                self.router.send_named(sender, name, node, msg)
+        else:
+            raise TypeError(
+                f"a destination is a Pid, a registered name or a (name, node) tuple, not {dest!r}"
+            )
+
+    def send_quietly(self, sender: Pid | None, dest: Any, msg: Any) -> None:
+        """``send`` for the runtime itself: an unregistered name drops the message."""
+        try:
+            self.send(sender, dest, msg)
+        except NoSuchNameError:
+            pass
+
+    def resolve(self, dest: Any) -> Pid | tuple[str, str] | None:
+        """Turn a destination into a pid (local names) or a remote ``(name, node)``."""
+        if type(dest) is Pid:
+            return dest
+        if type(dest) is str:
+            proc = self._names.get(dest)
+            return proc.pid if proc is not None else None
+        if type(dest) is tuple and len(dest) == 2:
+            name, node = dest
+            if isinstance(name, str) and isinstance(node, str):
+                if node == self.name:
+                    proc = self._names.get(name)
+                    return proc.pid if proc is not None else None
+                return (name, node)
+        raise TypeError(
+            f"a destination is a Pid, a registered name or a (name, node) tuple, not {dest!r}"
+        )
+
+    # -- names ---------------------------------------------------------------------
+
+    def register(self, name: str, pid: Pid) -> None:
+        check_name(name)
+        if not isinstance(pid, Pid):
+            raise TypeError(f"register() needs a Pid, not {pid!r}")
+        if not self.is_local(pid):
+            raise ValueError(f"only a local process can be registered; {pid!r} is not local")
+        proc = self._procs.get(pid.id)
+        if proc is None:
+            raise NoProcError(f"cannot register {name!r}: process {pid!r} is not alive")
+        if name in self._names:
+            raise NameTakenError(f"the name {name!r} is already registered")
+        if proc.name is not None:
+            raise NameTakenError(f"process {pid!r} is already registered as {proc.name!r}")
+        proc.name = name
+        self._names[name] = proc
+
+    def unregister(self, name: str) -> None:
+        proc = self._names.pop(check_name(name), None)
+        if proc is None:
+            raise NoSuchNameError(f"no process is registered as {name!r}")
+        proc.name = None
+
+    def whereis(self, name: str) -> Pid | None:
+        proc = self._names.get(check_name(name))
+        return proc.pid if proc is not None else None
+
+    def registered(self) -> list[str]:
+        return list(self._names)
+
+    # -- links and exit signals ----------------------------------------------------
+
+    def link(self, proc: Process, pid: Pid) -> None:
+        if pid == proc.pid:
+            return
+        if pid.node != self.name:
+            if proc.links is None:
+                proc.links = set()
+            if pid not in proc.links:
+                proc.links.add(pid)
+                self.router.link(proc.pid, pid)
+            return
+        other = self.lookup(pid)
+        if other is None or other.exit_reason is not None:
+            if proc.trap:
+                if proc.links is None:
+                    proc.links = set()
+                proc.links.add(pid)
+                proc.exit_signal(pid, "noproc", link=True)
+                return
+            raise NoProcError(f"cannot link to {pid!r}: no such process")
+        if proc.links is None:
+            proc.links = set()
+        proc.links.add(pid)
+        if other.links is None:
+            other.links = set()
+        other.links.add(proc.pid)
+
+    def unlink(self, proc: Process, pid: Pid) -> None:
+        if proc.links is None or pid not in proc.links:
+            return
+        proc.links.discard(pid)
+        other = self.lookup(pid)
+        if other is not None:
+            if other.links is not None:
+                other.links.discard(proc.pid)
+        elif pid.node != self.name:
+            self.router.unlink(proc.pid, pid)
+
+    def exit_signal(self, sender: Pid, dest: Pid, reason: Any, *, link: bool) -> None:
+        """Send an exit signal from ``sender`` to ``dest`` (link exit, or ``send_exit``)."""
+        if dest.node == self.name:
+            proc = self.lookup(dest)
+            if proc is not None:
+                proc.exit_signal(sender, reason, link=link)
+        else:
+            self.router.exit(sender, dest, reason, link=link)
+
+    @property
+    def system_pid(self) -> Pid:
+        """The pid that signals sent from outside any process carry."""
+        return self._system_pid
+
+    # -- monitors ------------------------------------------------------------------
+
+    def monitor(self, proc: Process, dest: Any, ref: Ref | None = None) -> Ref:
+        if ref is None:
+            ref = self.make_ref()
+        target = self.resolve(dest)
+        obj: Any = (
+            dest if type(dest) is Pid else (dest if type(dest) is tuple else (dest, self.name))
+        )
+        if target is not None and (not isinstance(target, Pid) or target.node != self.name):
+            # a name on another node, or a remote pid
+            if proc.monitors is None:
+                proc.monitors = {}
+            proc.monitors[ref] = target
+            self.router.monitor(proc.pid, target, ref)
+            return ref
+        other = self.lookup(target) if target is not None else None
+        if other is None or other.exit_reason is not None:
+            proc.deliver(Down(ref, obj, "noproc"))
+            return ref
+        if proc.monitors is None:
+            proc.monitors = {}
+        proc.monitors[ref] = other.pid
+        if other.monitored_by is None:
+            other.monitored_by = {}
+        other.monitored_by[ref] = (proc.pid, obj)
+        return ref
+
+    def demonitor(self, proc: Process, ref: Ref, flush: bool = False) -> bool:
+        target = proc.monitors.pop(ref, None) if proc.monitors else None
+        if target is not None:
+            self.drop_monitor(proc.pid, ref, target)
+        if flush:
+            proc.flush_down(ref)
+        return target is not None
+
+    def drop_monitor(self, watcher: Pid, ref: Ref, target: Any) -> None:
+        if type(target) is Pid and target.node == self.name:
+            other = self.lookup(target)
+            if other is not None and other.monitored_by:
+                other.monitored_by.pop(ref, None)
+        else:
+            self.router.demonitor(watcher, target, ref)
+
+    def send_down(self, watcher: Pid, ref: Ref, obj: Any, reason: Any) -> None:
+        if watcher.node == self.name:
+            proc = self.lookup(watcher)
+            if proc is not None and proc.monitors and proc.monitors.pop(ref, None) is not None:
+                proc.deliver(Down(ref, obj, reason))
+        else:
+            self.router.down(watcher, ref, obj, reason)
+
+    # -- signals from other nodes (called by the router) ------------------------
+
+    def remote_send(self, dest: Pid, msg: Any) -> None:
+        """A message for a local pid arrived from another node."""
+        proc = self.lookup(dest)
+        if proc is not None:
+            proc.deliver(msg)
+
+    def remote_send_named(self, name: str, msg: Any) -> None:
+        """A message for a local name arrived; dropped if the name is unknown (D17)."""
+        proc = self._names.get(name)
+        if proc is not None:
+            proc.deliver(msg)
+
+    def remote_link(self, remote: Pid, local: Pid) -> None:
+        """A remote process linked to a local one; answer ``noproc`` if it is gone."""
+        proc = self.lookup(local)
+        if proc is None or proc.exit_reason is not None:
+            self.router.exit(local, remote, "noproc", link=True)
+            return
+        if proc.links is None:
+            proc.links = set()
+        proc.links.add(remote)
+
+    def remote_unlink(self, remote: Pid, local: Pid) -> None:
+        proc = self.lookup(local)
+        if proc is not None and proc.links is not None:
+            proc.links.discard(remote)
+
+    def remote_exit(self, sender: Pid, dest: Pid, reason: Any, *, link: bool) -> None:
+        """An exit signal for a local process (``link``: because ``sender`` exited)."""
+        proc = self.lookup(dest)
+        if proc is not None:
+            proc.exit_signal(sender, reason, link=link)
+
+    def remote_monitor(self, watcher: Pid, target: Pid | str, ref: Ref) -> None:
+        """A remote process monitors a local pid or name."""
+        if isinstance(target, str):
+            proc = self._names.get(target)
+            obj: Any = (target, self.name)
+        else:
+            proc = self.lookup(target)
+            obj = target
+        if proc is None or proc.exit_reason is not None:
+            self.router.down(watcher, ref, obj, "noproc")
+            return
+        if proc.monitored_by is None:
+            proc.monitored_by = {}
+        proc.monitored_by[ref] = (watcher, obj)
+
+    def remote_demonitor(self, target: Pid | str, ref: Ref) -> None:
+        proc = self._names.get(target) if isinstance(target, str) else self.lookup(target)
+        if proc is not None and proc.monitored_by:
+            proc.monitored_by.pop(ref, None)
+
+    def remote_down(self, watcher: Pid, ref: Ref, obj: Any, reason: Any) -> None:
+        """A remote target that a local process monitors has exited."""
+        proc = self.lookup(watcher)
+        if proc is not None and proc.monitors and proc.monitors.pop(ref, None) is not None:
+            proc.deliver(Down(ref, obj, reason))
+
+    def node_down(self, node: str) -> None:
+        """The connection to ``node`` is lost: break links and fire monitors (P29)."""
+        for proc in list(self._procs.values()):
+            if proc.links:
+                for other in [p for p in proc.links if p.node == node]:
+                    proc.exit_signal(other, "noconnection", link=True)
+            if proc.monitors:
+                for ref, target in list(proc.monitors.items()):
+                    target_node = target.node if type(target) is Pid else target[1]
+                    if target_node == node:
+                        del proc.monitors[ref]
+                        proc.deliver(Down(ref, target, "noconnection"))
+            if proc.monitored_by:
+                for ref, (watcher, _obj) in list(proc.monitored_by.items()):
+                    if watcher.node == node:
+                        del proc.monitored_by[ref]
+
+    # -- introspection -----------------------------------------------------------
+
+    def processes(self) -> list[Pid]:
+        return [proc.pid for proc in self._procs.values()]
+
+    def process_info(self, pid: Pid) -> ProcessInfo | None:
+        proc = self.lookup(pid)
+        if proc is None:
+            return None
+        return ProcessInfo(
+            pid=proc.pid,
+            name=proc.name,
+            status=proc.status,
+            message_queue_len=len(proc.mailbox or ()),
+            links=tuple(sorted(proc.links or ())),
+            monitors=tuple(proc.monitors or ()),
+            monitored_by=tuple(w for w, _ in (proc.monitored_by or {}).values()),
+            trap_exits=proc.trap,
+            function=proc.function_name,
+        )
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """Kill every process with ``"shutdown"`` and stop the node's own tasks."""
+        self.closed = True
+        for proc in list(self._procs.values()):
+            proc.kill("shutdown")
+        if self._watchdog is not None:
+            self._watchdog.stop()
+        self._nursery.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def open_node(
+    *,
+    name: str = LOCAL_NODE_NAME,
+    watchdog_threshold: float | None = 0.1,
+) -> AsyncIterator[Node]:
+    """Open a local node inside a running Trio program.
+
+    Example::
+
+        async with open_node() as node:
+            result = await node.run(main)
+
+    Args:
+        name: the node name; ``"nonode@nohost"`` for a node that is not distributed.
+        watchdog_threshold: log any step of a process that blocks the event loop
+            longer than this many seconds; ``None`` turns the watchdog off.
+
+    Yields:
+        The ``Node``. Its processes run until the ``async with`` block ends;
+        then every remaining process is killed with ``"shutdown"``.
+    """
+    if watchdog_threshold is not None and not watchdog_threshold > 0:
+        raise ValueError(
+            f"watchdog_threshold must be > 0 seconds or None, not {watchdog_threshold!r}"
+        )
+    async with trio.open_nursery() as nursery:
+        node = Node(nursery, name)
+        nursery.start_soon(node.timers.run, name=f"beamlet timers {name}")
+        if watchdog_threshold is not None and math.isfinite(watchdog_threshold):
+            node._watchdog = Watchdog(node, watchdog_threshold)
+            node._watchdog.start()
+        token = _node.set(node)
+        try:
+            yield node
+        finally:
+            _node.reset(token)
+            node.shutdown()
+
+
+def run(main: Callable[..., Awaitable[T]], *args: Any, **node_options: Any) -> T:
+    """Run ``main(*args)`` as the first process of a new local node, and return its result.
+
+    This is the synchronous entry point: it calls ``trio.run``. When ``main``
+    returns, every other process of the node is killed with ``"shutdown"``.
+
+    Args:
+        main: an async function.
+        *args: its arguments.
+        **node_options: options for ``open_node``.
+
+    Returns:
+        What ``main`` returned.
+
+    Raises:
+        The exception ``main`` raised, or ``Exit(reason)`` if it was killed by
+        an exit signal.
+    """
+    check_async(main)
+
+    async def entry() -> T:
+        # Capture the outcome inside the node so that main's own exception is
+        # raised, not the nursery's exception group around it.
+        async with open_node(**node_options) as node:
+            result = await outcome.acapture(node.run, main, *args)
+        return result.unwrap()  # type: ignore[no-any-return,unused-ignore]
+
+    return trio.run(entry)

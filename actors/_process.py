@@ -1,0 +1,321 @@
+"""A process: its mailbox, selective receive, and how it takes exit signals.
+
+The mailbox is a deque that never blocks a sender. A process waiting in
+``receive`` parks its Trio task with ``trio.lowlevel.wait_task_rescheduled`` and
+records its match predicate; a sender tests a new message against it and, only
+when it may match, hands the message over directly and reschedules the task.
+``receive`` takes a full schedule point only when it must wait or after a budget
+of messages (as BEAM counts reductions), and a cheap cancellation check
+otherwise, so a process that always has mail cannot starve the others.
+
+Exit signals that kill a process reach it as cancellation of its cancel scope,
+so ``except Exception`` in user code cannot swallow them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from itertools import islice
+from typing import TYPE_CHECKING, Any
+
+import trio
+from outcome import Value
+from trio.lowlevel import (
+    Abort,
+    checkpoint,
+    checkpoint_if_cancelled,
+    current_task,
+    reschedule,
+    wait_task_rescheduled,
+)
+
+from ._context import _process
+from ._errors import Exit, ReceiveTimeoutError
+from ._messages import Down, ExitSignal
+from ._timers import TIMED_OUT
+
+if TYPE_CHECKING:
+    from ._ids import Pid, Ref
+    from ._node import Node
+
+__all__ = ["BUDGET", "Process", "Reply", "is_clean_exit", "validate_timeout"]
+
+logger = logging.getLogger("beamlet")
+
+#: Messages a process may take from its mailbox before ``receive`` yields to
+#: the scheduler even though more mail is waiting.
+BUDGET = 64
+
+
+def _any(msg: object) -> bool:
+    return True
+
+
+class Reply:
+    """The reply to a ``call``; delivered only while the caller's alias is active."""
+
+    __slots__ = ("ref", "value")
+
+    def __init__(self, ref: Ref, value: Any) -> None:
+        self.ref = ref
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"Reply({self.ref!r}, {self.value!r})"
+
+
+def is_clean_exit(reason: object) -> bool:
+    """True for ``"normal"``, ``"shutdown"`` and ``("shutdown", detail)``."""
+    if type(reason) is str:
+        return reason == "normal" or reason == "shutdown"
+    return type(reason) is tuple and len(reason) == 2 and reason[0] == "shutdown"
+
+
+def validate_timeout(timeout: float | None, what: str = "timeout") -> None:
+    """Raise ``TypeError``/``ValueError`` unless ``timeout`` is None or a number >= 0."""
+    if timeout is None:
+        return
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise TypeError(f"{what} must be a number of seconds or None, not {timeout!r}")
+    if not timeout >= 0:  # also rejects NaN
+        raise ValueError(f"{what} must be >= 0 seconds, not {timeout!r}")
+
+
+class Process:
+    """The runtime's record of one process. Users see only its ``Pid``."""
+
+    __slots__ = (
+        "_budget",
+        "_scope",
+        "_task",
+        "_waiting",
+        "aliases",
+        "args",
+        "exit_reason",
+        "fn",
+        "hooks",
+        "links",
+        "mailbox",
+        "monitored_by",
+        "monitors",
+        "name",
+        "node",
+        "pid",
+        "trap",
+    )
+
+    def __init__(self, node: Node, pid: Pid, fn: Callable[..., Any], args: tuple[Any, ...]):
+        self.node = node
+        self.pid = pid
+        self.fn = fn
+        self.args = args
+        self.name: str | None = None
+        self.mailbox: deque[Any] | None = None  # created on first message
+        self._waiting: Callable[[Any], Any] | None = None
+        self._task: trio.lowlevel.Task | None = None
+        self._scope: trio.CancelScope | None = None
+        self._budget = BUDGET
+        self.trap = False
+        #: The reason this process is being killed with, once an exit signal
+        #: (or the node's shutdown) has decided it; it wins over whatever the
+        #: process function does afterwards.
+        self.exit_reason: Any = None
+        # Created on first use, to keep an idle process small.
+        self.links: set[Pid] | None = None
+        self.monitors: dict[Ref, Any] | None = None  # ref -> monitored pid, or (name, node)
+        self.monitored_by: dict[Ref, tuple[Pid, Any]] | None = None  # ref -> (watcher, object)
+        self.aliases: set[Ref] | None = None
+        self.hooks: list[Callable[[Process, Any, Any], None]] | None = None
+
+    def __repr__(self) -> str:
+        return f"<Process {self.pid!r} {self.name or ''} {self.function_name}>"
+
+    @property
+    def function_name(self) -> str:
+        fn = self.fn
+        return getattr(fn, "__qualname__", None) or repr(fn)
+
+    @property
+    def status(self) -> str:
+        if self.exit_reason is not None:
+            return "exiting"
+        return "waiting" if self._waiting is not None else "running"
+
+    # -- running ---------------------------------------------------------------
+
+    async def main(self) -> None:
+        """The body of the process's Trio task."""
+        _process.set(self)
+        reason: Any = "normal"
+        result: Any = None
+        try:
+            with trio.CancelScope() as scope:
+                self._scope = scope
+                if self.exit_reason is not None:
+                    scope.cancel()
+                result = await self.fn(*self.args)
+        except Exit as exc:
+            reason = exc.reason
+        except trio.Cancelled:
+            # Cancelled from outside our own scope: the node is shutting down.
+            reason = "shutdown"
+            raise
+        except Exception as exc:
+            reason = _unwrap(exc)
+            if isinstance(reason, Exit):
+                reason = reason.reason
+            elif self.exit_reason is None:
+                self._crash_report(reason)
+        except BaseException as exc:
+            inner = _unwrap(exc)
+            if isinstance(inner, Exit):
+                reason = inner.reason
+            else:
+                reason = exc
+                raise
+        finally:
+            if self.exit_reason is not None:
+                reason = self.exit_reason
+            else:
+                self.exit_reason = reason
+            self._scope = None
+            self.node.process_exited(self, reason, result)
+
+    def _crash_report(self, exc: BaseException) -> None:
+        logger.error(
+            "process %r%s running %s crashed: %r",
+            self.pid,
+            f" ({self.name})" if self.name else "",
+            self.function_name,
+            exc,
+            exc_info=exc,
+            extra={
+                "beamlet_pid": self.pid,
+                "beamlet_name": self.name,
+                "beamlet_function": self.function_name,
+                "beamlet_reason": exc,
+            },
+        )
+
+    def kill(self, reason: Any) -> None:
+        """End this process with ``reason`` at its next checkpoint, whatever it traps."""
+        if self.exit_reason is not None:
+            return
+        self.exit_reason = reason
+        scope = self._scope
+        if scope is not None:
+            scope.cancel()
+
+    # -- signals -----------------------------------------------------------------
+
+    def deliver(self, msg: Any) -> None:
+        """Append ``msg`` to the mailbox, or hand it to the waiting receive."""
+        if type(msg) is Reply:
+            aliases = self.aliases
+            if aliases is None or msg.ref not in aliases:
+                return  # a late reply to a call that has given up
+        waiting = self._waiting
+        if waiting is not None:
+            try:
+                hit = waiting(msg)
+            except Exception:
+                hit = True  # let the receiver's own match raise, in the receiver
+            if hit:
+                self._waiting = None
+                reschedule(self._task, Value(msg))  # type: ignore[arg-type]
+                return
+        mailbox = self.mailbox
+        if mailbox is None:
+            mailbox = self.mailbox = deque()
+        mailbox.append(msg)
+
+    def exit_signal(self, sender: Pid, reason: Any, *, link: bool) -> None:
+        """Apply an exit signal, by Erlang's rules (P18-P21)."""
+        if self.exit_reason is not None:
+            return
+        if link:
+            links = self.links
+            if links is None or sender not in links:
+                return  # the link was removed before the signal arrived
+            links.discard(sender)
+        elif reason == "kill" and type(reason) is str:
+            self.kill("killed")
+            return
+        if self.trap:
+            self.deliver(ExitSignal(sender, reason))
+        elif type(reason) is str and reason == "normal":
+            if not link and sender == self.pid:
+                self.kill("normal")
+        else:
+            self.kill(reason)
+
+    # -- receive -----------------------------------------------------------------
+
+    async def receive(
+        self,
+        match: Callable[[Any], Any] | None,
+        timeout: float | None,
+        start: int = 0,
+    ) -> Any:
+        """Take the oldest message for which ``match`` is true (see ``beamlet.actors.receive``)."""
+        if self._budget > 0:
+            self._budget -= 1
+            await checkpoint_if_cancelled()
+        else:
+            self._budget = BUDGET
+            await checkpoint()
+        mailbox = self.mailbox
+        if mailbox:
+            if match is None:
+                return mailbox.popleft()
+            index = start
+            for msg in islice(mailbox, start, None) if start else mailbox:
+                if match(msg):
+                    del mailbox[index]
+                    return msg
+                index += 1
+        if timeout is not None and timeout <= 0:
+            raise ReceiveTimeoutError("no matching message in the mailbox")
+        if self._waiting is not None:
+            raise RuntimeError(f"another task of {self.pid!r} is already waiting in receive()")
+        self._budget = BUDGET
+        self._task = current_task()
+        self._waiting = match if match is not None else _any
+        if timeout is None:
+            return await wait_task_rescheduled(self._abort)
+        wake = self.node.timers.wake_after(timeout, self)
+        try:
+            msg = await wait_task_rescheduled(self._abort)
+        finally:
+            wake.cancel()
+        if msg is TIMED_OUT:
+            raise ReceiveTimeoutError(f"no matching message within {timeout} s")
+        return msg
+
+    def _abort(self, raise_cancel: object) -> Abort:
+        self._waiting = None
+        return Abort.SUCCEEDED
+
+    def take(self, match: Callable[[Any], Any]) -> Any:
+        """Remove and return the oldest queued message matching ``match``, or None."""
+        mailbox = self.mailbox
+        if mailbox is None:
+            return None
+        for index, msg in enumerate(mailbox):
+            if match(msg):
+                del mailbox[index]
+                return msg
+        return None
+
+    def flush_down(self, ref: Ref) -> None:
+        """Remove one queued ``Down`` for ``ref`` (``demonitor(ref, flush=True)``)."""
+        self.take(lambda m: type(m) is Down and m.ref == ref)
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    """Reduce an exception group with a single leaf to that leaf."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc

@@ -1,0 +1,276 @@
+"""Tasks: run a function in a process and collect its result, as Elixir's Task does.
+
+``async_task(fn, *args)`` starts ``fn`` in a new process linked to and
+monitored by the caller. ``await task.join()`` returns its result. A task that
+crashes takes its owner down through the link unless the owner traps exits;
+a trapping owner sees ``TaskExitError`` from ``join``/``poll``.
+
+``async_stream(fn, items, ...)`` maps ``fn`` over ``items`` with bounded
+concurrency, each call in its own task.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import trio
+
+from ._context import current_process
+from ._errors import ReceiveTimeoutError
+from ._ids import Pid, Ref
+from ._messages import Down, ExitSignal
+from ._node import check_async
+from ._process import Process, Reply, validate_timeout
+
+__all__ = ["AsyncStream", "Task", "TaskExitError", "TaskTimeoutError", "async_stream", "async_task"]
+
+
+class TaskTimeoutError(trio.TooSlowError):
+    """The task did not finish within the timeout."""
+
+
+class TaskExitError(Exception):
+    """The task exited without a result.
+
+    Attributes:
+        reason: the task's exit reason.
+    """
+
+    def __init__(self, reason: Any) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+async def _run_task(
+    owner: Pid, ref: Ref, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]
+) -> None:
+    result = await fn(*args)
+    current_process().node.send(None, owner, Reply(ref, result))
+
+
+class Task:
+    """A running task, owned by the process that started it.
+
+    Attributes:
+        pid: the task's process.
+        ref: its monitor reference (also the tag of its result).
+    """
+
+    __slots__ = ("_done", "_owner", "pid", "ref")
+
+    def __init__(self, owner: Process, pid: Pid, ref: Ref) -> None:
+        self._owner = owner
+        self._done = False
+        self.pid = pid
+        self.ref = ref
+
+    def __repr__(self) -> str:
+        return f"<Task {self.pid!r}>"
+
+    def _match(self, msg: Any) -> bool:
+        kind = type(msg)
+        return (kind is Reply or kind is Down) and msg.ref == self.ref
+
+    def _check_owner(self) -> Process:
+        proc = current_process()
+        if proc is not self._owner:
+            raise RuntimeError(f"{self!r} belongs to {self._owner.pid!r}, not to {proc.pid!r}")
+        if self._done:
+            raise RuntimeError(f"{self!r} has already been joined or shut down")
+        return proc
+
+    def _finish(self, proc: Process, msg: Any) -> Any:
+        self._done = True
+        if proc.aliases is not None:
+            proc.aliases.discard(self.ref)
+        if type(msg) is Reply:
+            proc.node.demonitor(proc, self.ref, flush=True)
+            return msg.value
+        raise TaskExitError(msg.reason)
+
+    async def join(self, timeout: float | None = 5.0) -> Any:
+        """Wait for the task's result.
+
+        Args:
+            timeout: seconds to wait (``None``: forever).
+
+        Raises:
+            TaskTimeoutError: not done in time (the task keeps running).
+            TaskExitError: the task exited without a result.
+
+        Cancellation:
+            A checkpoint; the task keeps running.
+        """
+        validate_timeout(timeout)
+        proc = self._check_owner()
+        try:
+            msg = await proc.receive(self._match, timeout)
+        except ReceiveTimeoutError:
+            raise TaskTimeoutError(f"{self!r} did not finish within {timeout} s") from None
+        return self._finish(proc, msg)
+
+    async def poll(self, timeout: float = 0) -> Any:
+        """Return the result if the task finishes within ``timeout``, else None.
+
+        Raises:
+            TaskExitError: the task exited without a result.
+        """
+        validate_timeout(timeout)
+        proc = self._check_owner()
+        try:
+            msg = await proc.receive(self._match, timeout)
+        except ReceiveTimeoutError:
+            return None
+        return self._finish(proc, msg)
+
+    def shutdown(self) -> Any:
+        """Kill the task (unlinked first, so the owner survives).
+
+        Returns:
+            The result if it had already arrived, else None.
+        """
+        proc = self._check_owner()
+        node = proc.node
+        node.unlink(proc, self.pid)
+        node.exit_signal(proc.pid, self.pid, "kill", link=False)
+        proc.take(lambda m: type(m) is ExitSignal and m.pid == self.pid)
+        msg = proc.take(lambda m: type(m) is Reply and m.ref == self.ref)
+        self._done = True
+        if proc.aliases is not None:
+            proc.aliases.discard(self.ref)
+        node.demonitor(proc, self.ref, flush=True)
+        return msg.value if msg is not None else None
+
+
+def async_task(fn: Callable[..., Awaitable[Any]], *args: Any) -> Task:
+    """Run ``fn(*args)`` in a new process linked to and monitored by the caller.
+
+    Returns:
+        A ``Task``; only the caller may ``join``, ``poll`` or ``shutdown`` it.
+    """
+    check_async(fn)
+    proc = current_process()
+    node = proc.node
+    ref = node.make_ref()
+    child = node.spawn_process(_run_task, (proc.pid, ref, fn, args), link_to=proc)
+    if proc.aliases is None:
+        proc.aliases = set()
+    proc.aliases.add(ref)
+    node.monitor(proc, child.pid, ref=ref)
+    return Task(proc, child.pid, ref)
+
+
+class AsyncStream:
+    """The async iterator ``async_stream`` returns; close it to kill running tasks."""
+
+    def __init__(
+        self,
+        fn: Callable[..., Awaitable[Any]],
+        items: Iterable[Any],
+        max_concurrency: int,
+        ordered: bool,
+        timeout: float | None,
+    ) -> None:
+        check_async(fn)
+        if max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be >= 1, not {max_concurrency!r}")
+        validate_timeout(timeout)
+        self._fn = fn
+        self._items = iter(items)
+        self._max = max_concurrency
+        self._ordered = ordered
+        self._timeout = timeout
+        self._running: dict[Ref, tuple[int, Task]] = {}
+        self._ready: dict[int, Any] = {}
+        self._next_index = 0  # next item to start
+        self._next_out = 0  # next result to yield when ordered
+        self._exhausted = False
+
+    def __aiter__(self) -> AsyncStream:
+        return self
+
+    async def __aenter__(self) -> AsyncStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def _fill(self) -> None:
+        while not self._exhausted and len(self._running) < self._max:
+            try:
+                item = next(self._items)
+            except StopIteration:
+                self._exhausted = True
+                return
+            task = async_task(self._fn, item)
+            self._running[task.ref] = (self._next_index, task)
+            self._next_index += 1
+
+    async def __anext__(self) -> Any:
+        proc = current_process()
+        while True:
+            self._fill()
+            if self._ordered and self._next_out in self._ready:
+                self._next_out += 1
+                return self._ready.pop(self._next_out - 1)
+            if not self._ordered and self._ready:
+                return self._ready.pop(next(iter(self._ready)))
+            if not self._running:
+                raise StopAsyncIteration
+            running = self._running
+
+            def match(msg: Any, running: dict[Ref, tuple[int, Task]] = running) -> bool:
+                kind = type(msg)
+                return (kind is Reply or kind is Down) and msg.ref in running
+
+            try:
+                msg = await proc.receive(match, self._timeout)
+            except ReceiveTimeoutError:
+                await self.aclose()
+                raise TaskTimeoutError(
+                    f"no task of the stream finished within {self._timeout} s"
+                ) from None
+            index, task = running.pop(msg.ref)
+            try:
+                value = task._finish(proc, msg)
+            except TaskExitError:
+                await self.aclose()
+                raise
+            self._ready[index] = value
+
+    async def aclose(self) -> None:
+        """Kill the tasks still running and stop the stream."""
+        for _index, task in self._running.values():
+            task.shutdown()
+        self._running.clear()
+        self._exhausted = True
+        await trio.lowlevel.checkpoint()
+
+
+def async_stream(
+    fn: Callable[..., Awaitable[Any]],
+    items: Iterable[Any],
+    *,
+    max_concurrency: int | None = None,
+    ordered: bool = True,
+    timeout: float | None = 5.0,
+) -> AsyncStream:
+    """Map ``fn`` over ``items``, each call in its own task, at most ``max_concurrency`` at once.
+
+    Use as ``async for result in async_stream(fn, items): ...``.
+
+    Args:
+        fn: an async function of one item.
+        items: an iterable, consumed lazily.
+        max_concurrency: tasks running at once (default: the number of CPUs).
+        ordered: yield results in the order of ``items`` (else as they finish).
+        timeout: seconds to wait for the next task to finish.
+
+    Raises:
+        TaskTimeoutError: no task finished in time (the others are killed).
+        TaskExitError: a task exited without a result (only seen when trapping
+            exits; otherwise the link takes the caller down with it).
+    """
+    return AsyncStream(fn, items, max_concurrency or os.cpu_count() or 1, ordered, timeout)

@@ -1,0 +1,111 @@
+"""The watchdog: says which process is blocking the event loop.
+
+Python cannot preempt a process that computes without awaiting. The watchdog
+at least names it. A small daemon thread pings the Trio loop with
+``TrioToken.run_sync_soon`` every ``threshold / 2`` seconds; when a ping is not
+answered within ``threshold``, the loop is stuck in one step, and the thread
+looks at the main thread's stack for the process running there. It logs the
+process's pid, name and function (and the stack) while the step is still
+running, so even a process that never yields again is reported, and logs again
+with the total when the step ends. It costs the loop one callback per ping and
+nothing per step.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+import traceback
+from types import FrameType
+from typing import TYPE_CHECKING
+
+import trio
+
+if TYPE_CHECKING:
+    from ._node import Node
+    from ._process import Process
+
+__all__ = ["Watchdog"]
+
+logger = logging.getLogger("beamlet.watchdog")
+
+
+class Watchdog:
+    """Watches one node's event loop. Start with ``start()``, stop with ``stop()``."""
+
+    def __init__(self, node: Node, threshold: float) -> None:
+        self.node = node
+        self.threshold = threshold
+        self._token = trio.lowlevel.current_trio_token()
+        self._loop_thread = threading.get_ident()
+        self._stop = threading.Event()
+        self._answered = threading.Event()
+        self._thread = threading.Thread(
+            target=self._watch, name=f"beamlet-watchdog-{node.name}", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _watch(self) -> None:
+        from ._process import Process
+
+        code = Process.main.__code__
+        while not self._stop.wait(self.threshold / 2):
+            self._answered.clear()
+            try:
+                self._token.run_sync_soon(self._answered.set)
+            except trio.RunFinishedError:
+                return
+            started = time.monotonic()
+            if self._answered.wait(self.threshold) or self._stop.is_set():
+                continue
+            proc, stack = self._culprit(code)
+            if proc is None:
+                continue  # not one of this node's processes
+            logger.warning(
+                "process %r%s running %s has blocked the event loop for more than %.3f s\n%s",
+                proc.pid,
+                f" ({proc.name})" if proc.name else "",
+                proc.function_name,
+                self.threshold,
+                stack,
+                extra={
+                    "beamlet_pid": proc.pid,
+                    "beamlet_name": proc.name,
+                    "beamlet_function": proc.function_name,
+                },
+            )
+            while not self._answered.wait(self.threshold):
+                if self._stop.is_set():
+                    return
+            logger.warning(
+                "process %r%s running %s blocked the event loop for %.3f s",
+                proc.pid,
+                f" ({proc.name})" if proc.name else "",
+                proc.function_name,
+                time.monotonic() - started + self.threshold / 2,
+                extra={
+                    "beamlet_pid": proc.pid,
+                    "beamlet_name": proc.name,
+                    "beamlet_function": proc.function_name,
+                },
+            )
+
+    def _culprit(self, code: object) -> tuple[Process | None, str]:
+        frame: FrameType | None = sys._current_frames().get(self._loop_thread)
+        top = frame
+        while frame is not None:
+            if frame.f_code is code:
+                proc = frame.f_locals.get("self")
+                if proc is not None and getattr(proc, "node", None) is self.node:
+                    stack = "".join(traceback.format_stack(top, limit=12))
+                    return proc, stack
+                return None, ""
+            frame = frame.f_back
+        return None, ""
