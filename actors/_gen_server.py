@@ -390,6 +390,8 @@ async def _serve(
 
 async def _loop(server: GenServer, after: Any) -> None:
     proc = current_process()
+    node = proc.node
+    pid = proc.pid
     while True:
         timeout = None
         while True:
@@ -408,7 +410,14 @@ async def _loop(server: GenServer, after: Any) -> None:
             msg = "timeout"
         kind = type(msg)
         if kind is Call:
-            result = await _callback(server, server.handle_call, msg.request, msg.caller)
+            try:
+                result = await server.handle_call(msg.request, msg.caller)
+            except Exit as exc:
+                await _terminate(server, exc.reason)
+                raise
+            except Exception as exc:
+                await _terminate(server, exc)
+                raise
             if result is NoReply or isinstance(result, NoReply):
                 after = result
             elif isinstance(result, Stop):
@@ -417,7 +426,8 @@ async def _loop(server: GenServer, after: Any) -> None:
                     reply(msg.caller, result.reply)
                 _exit(server, result.reason)
             else:
-                reply(msg.caller, result)
+                caller = msg.caller
+                node.send(pid, caller.pid, Reply(caller.ref, result))
                 after = None
         elif kind is Cast:
             after = _check_noreply(await _callback(server, server.handle_cast, msg.request))
@@ -495,21 +505,37 @@ async def call(
     Cancellation:
         A checkpoint; a reply arriving after cancellation is dropped.
     """
-    validate_timeout(timeout)
+    if timeout is not None:
+        validate_timeout(timeout)
     proc = current_process()
     node = proc.node
     target = node.resolve(server)
     if target is None:
         raise CallExitError("noproc")
-    if target == proc.pid:
+    if target is proc.pid or target == proc.pid:
         raise CallExitError("calling_self")
-    start = len(proc.mailbox) if proc.mailbox else 0
+    mailbox = proc.mailbox
+    start = len(mailbox) if mailbox else 0
     ref = node.make_ref()
-    if proc.aliases is None:
-        proc.aliases = set()
-    proc.aliases.add(ref)
-    node.monitor(proc, target, ref=ref)
-    node.send(proc.pid, target, Call(From(proc.pid, ref), request))
+    aliases = proc.aliases
+    if aliases is None:
+        aliases = proc.aliases = set()
+    aliases.add(ref)
+    server_proc = node.lookup(target) if type(target) is Pid else None
+    if server_proc is not None and server_proc.exit_reason is None:
+        # The common case, a live local server: monitor and deliver directly.
+        monitors = proc.monitors
+        if monitors is None:
+            monitors = proc.monitors = {}
+        monitors[ref] = target
+        watched = server_proc.monitored_by
+        if watched is None:
+            watched = server_proc.monitored_by = {}
+        watched[ref] = (proc.pid, target)
+        server_proc.deliver(Call(From(proc.pid, ref), request))
+    else:
+        node.monitor(proc, target, ref=ref)
+        node.send(proc.pid, target, Call(From(proc.pid, ref), request))
 
     def match(m: Any) -> bool:
         kind = type(m)
@@ -520,9 +546,9 @@ async def call(
     except ReceiveTimeoutError:
         raise CallTimeoutError(f"no reply from {server!r} within {timeout} s") from None
     finally:
-        proc.aliases.discard(ref)
+        aliases.discard(ref)
     if type(msg) is Reply:
-        node.demonitor(proc, ref, flush=True)
+        node.demonitor(proc, ref, flush=bool(proc.mailbox))
         return msg.value
     reason = msg.reason
     if reason == "noconnection":

@@ -56,46 +56,58 @@ class Watchdog:
         from ._process import Process
 
         code = Process.main.__code__
-        while not self._stop.wait(self.threshold / 2):
+        interval = self.threshold / 4
+        while not self._stop.wait(interval):
             self._answered.clear()
             try:
                 self._token.run_sync_soon(self._answered.set)
             except trio.RunFinishedError:
                 return
             started = time.monotonic()
-            if self._answered.wait(self.threshold) or self._stop.is_set():
-                continue
-            proc, stack = self._culprit(code)
-            if proc is None:
-                continue  # not one of this node's processes
-            logger.warning(
-                "process %r%s running %s has blocked the event loop for more than %.3f s\n%s",
-                proc.pid,
-                f" ({proc.name})" if proc.name else "",
-                proc.function_name,
-                self.threshold,
-                stack,
-                extra={
-                    "beamlet_pid": proc.pid,
-                    "beamlet_name": proc.name,
-                    "beamlet_function": proc.function_name,
-                },
-            )
-            while not self._answered.wait(self.threshold):
+            # Sample the loop thread's stack while the ping is unanswered. Only
+            # a process seen at every sample for a whole threshold is blamed:
+            # a loop that is merely busy with many short steps shows different
+            # processes (or none) from one sample to the next.
+            suspect: Process | None = None
+            stack = ""
+            while not self._answered.wait(interval):
                 if self._stop.is_set():
                     return
-            logger.warning(
-                "process %r%s running %s blocked the event loop for %.3f s",
-                proc.pid,
-                f" ({proc.name})" if proc.name else "",
-                proc.function_name,
-                time.monotonic() - started + self.threshold / 2,
-                extra={
-                    "beamlet_pid": proc.pid,
-                    "beamlet_name": proc.name,
-                    "beamlet_function": proc.function_name,
-                },
-            )
+                proc, stack = self._culprit(code)
+                if proc is None or (suspect is not None and proc is not suspect):
+                    suspect = None
+                    started = time.monotonic()
+                    continue
+                suspect = proc
+                if time.monotonic() - started >= self.threshold:
+                    break
+            else:
+                continue
+            self._report(suspect, started, stack, interval)
+
+    def _report(self, proc: Process, started: float, stack: str, interval: float) -> None:
+        extra = {
+            "beamlet_pid": proc.pid,
+            "beamlet_name": proc.name,
+            "beamlet_function": proc.function_name,
+        }
+        label = f"{proc.pid!r}{f' ({proc.name})' if proc.name else ''} running {proc.function_name}"
+        logger.warning(
+            "process %s has blocked the event loop for more than %.3f s, in:\n%s",
+            label,
+            self.threshold,
+            stack,
+            extra=extra,
+        )
+        while not self._answered.wait(interval):
+            if self._stop.is_set():
+                return
+        logger.warning(
+            "process %s blocked the event loop for %.3f s",
+            label,
+            time.monotonic() - started,
+            extra={**extra, "beamlet_blocked_seconds": time.monotonic() - started},
+        )
 
     def _culprit(self, code: object) -> tuple[Process | None, str]:
         frame: FrameType | None = sys._current_frames().get(self._loop_thread)
