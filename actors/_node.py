@@ -89,7 +89,11 @@ class Node:
         self._next_ref = Counter()
         self.timers = Timers(self)
         self._watchdog: Watchdog | None = None
+        #: Node-local services (tables, servers) that libraries hang on the
+        #: node by key, instead of keeping module-level state.
+        self.services: dict[str, Any] = {}
         self._system_pid = Pid(self.name, 0, self.creation)
+        self._aliases: set[str] = set()
 
     def __repr__(self) -> str:
         return f"<Node {self.name} ({len(self._procs)} processes)>"
@@ -101,24 +105,59 @@ class Node:
         return Ref(self.name, self._next_ref(), self.creation)
 
     def rename(self, name: str) -> None:
-        """Give the node its distributed name. Only while it has no processes."""
-        if self._procs:
-            raise RuntimeError("a node can only be renamed before it runs any process")
+        """Give the node its distributed name (``start_distribution`` does this).
+
+        Running processes get pids with the new name; pids taken before keep
+        reaching them (the old name stays an alias of this node).
+        """
+        old = self.name
+        if name == old:
+            return
+        self._aliases.add(old)
+        self._aliases.discard(name)
         self.name = name
         self._system_pid = Pid(name, 0, self.creation)
 
+        def fix(pid: Pid) -> Pid:
+            if pid.node == old and pid.creation == self.creation:
+                return Pid(name, pid.id, pid.creation)
+            return pid
+
+        for proc in self._procs.values():
+            proc.pid = fix(proc.pid)
+            if proc.links:
+                proc.links = {fix(p) for p in proc.links}
+            if proc.monitors:
+                proc.monitors = {
+                    ref: fix(t) if type(t) is Pid else t for ref, t in proc.monitors.items()
+                }
+            if proc.monitored_by:
+                proc.monitored_by = {
+                    ref: (fix(w), fix(o) if type(o) is Pid else o)
+                    for ref, (w, o) in proc.monitored_by.items()
+                }
+
+    @property
+    def system_nursery(self) -> trio.Nursery:
+        """The nursery of the node's own tasks (distribution runs there)."""
+        return self._nursery
+
+    def is_remote(self, node: str) -> bool:
+        """Whether ``node`` names another node (not this one, nor a former name of it)."""
+        return node != self.name and node not in self._aliases
+
     def is_local(self, pid: Pid) -> bool:
-        return pid.node == self.name and pid.creation == self.creation
+        return pid.creation == self.creation and not self.is_remote(pid.node)
 
     def lookup(self, pid: Pid) -> Process | None:
         """The live local process for ``pid``, or None."""
-        if pid.node == self.name and pid.creation == self.creation:
+        if pid.creation == self.creation and (pid.node == self.name or pid.node in self._aliases):
             return self._procs.get(pid.id)
         return None
 
     def is_alive(self, dest: Any) -> bool:
         """Whether ``dest`` (a pid or a local name) may still be delivered to."""
-        if isinstance(dest, Pid) and dest.node == self.name:
+        if isinstance(dest, Pid) and not self.is_remote(dest.node):
             return self.lookup(dest) is not None
         return True
 
@@ -253,7 +292,7 @@ class Node:
     def send(self, sender: Pid | None, dest: Any, msg: Any) -> None:
         """Send ``msg`` to a pid, a registered name or a ``(name, node)`` pair."""
         if type(dest) is Pid:
-            if dest.node == self.name:
+            if dest.node == self.name or dest.node in self._aliases:
                 if dest.creation == self.creation:
                     proc = self._procs.get(dest.id)
                     if proc is not None:
@@ -269,7 +308,7 @@ class Node:
             name, node = dest
             if not isinstance(name, str) or not isinstance(node, str):
                 raise TypeError(f"a (name, node) destination needs two strings, not {dest!r}")
-            if node == self.name:
+            if not self.is_remote(node):
                 proc = self._names.get(name)
                 if proc is not None:
                     proc.deliver(msg)
@@ -297,7 +336,7 @@ class Node:
         if type(dest) is tuple and len(dest) == 2:
             name, node = dest
             if isinstance(name, str) and isinstance(node, str):
-                if node == self.name:
+                if not self.is_remote(node):
                     proc = self._names.get(name)
                     return proc.pid if proc is not None else None
                 return (name, node)
@@ -341,7 +380,7 @@ class Node:
     def link(self, proc: Process, pid: Pid) -> None:
         if pid == proc.pid:
             return
-        if pid.node != self.name:
+        if self.is_remote(pid.node):
             if proc.links is None:
                 proc.links = set()
             if pid not in proc.links:
@@ -372,17 +411,17 @@ class Node:
         if other is not None:
             if other.links is not None:
                 other.links.discard(proc.pid)
-        elif pid.node != self.name:
+        elif self.is_remote(pid.node):
             self.router.unlink(proc.pid, pid)
 
     def exit_signal(self, sender: Pid, dest: Pid, reason: Any, *, link: bool) -> None:
         """Send an exit signal from ``sender`` to ``dest`` (link exit, or ``send_exit``)."""
-        if dest.node == self.name:
+        if self.is_remote(dest.node):
+            self.router.exit(sender, dest, reason, link=link)
+        else:
             proc = self.lookup(dest)
             if proc is not None:
                 proc.exit_signal(sender, reason, link=link)
-        else:
-            self.router.exit(sender, dest, reason, link=link)
 
     @property
     def system_pid(self) -> Pid:
@@ -398,7 +437,7 @@ class Node:
         obj: Any = (
             dest if type(dest) is Pid else (dest if type(dest) is tuple else (dest, self.name))
         )
-        if target is not None and (not isinstance(target, Pid) or target.node != self.name):
+        if target is not None and (not isinstance(target, Pid) or self.is_remote(target.node)):
             # a name on another node, or a remote pid
             if proc.monitors is None:
                 proc.monitors = {}
@@ -426,7 +465,7 @@ class Node:
         return target is not None
 
     def drop_monitor(self, watcher: Pid, ref: Ref, target: Any) -> None:
-        if type(target) is Pid and target.node == self.name:
+        if type(target) is Pid and not self.is_remote(target.node):
             other = self.lookup(target)
             if other is not None and other.monitored_by:
                 other.monitored_by.pop(ref, None)
@@ -434,12 +473,12 @@ class Node:
             self.router.demonitor(watcher, target, ref)
 
     def send_down(self, watcher: Pid, ref: Ref, obj: Any, reason: Any) -> None:
-        if watcher.node == self.name:
+        if self.is_remote(watcher.node):
+            self.router.down(watcher, ref, obj, reason)
+        else:
             proc = self.lookup(watcher)
             if proc is not None and proc.monitors and proc.monitors.pop(ref, None) is not None:
                 proc.deliver(Down(ref, obj, reason))
-        else:
-            self.router.down(watcher, ref, obj, reason)
 
     # -- signals from other nodes (called by the router) ------------------------
 
@@ -574,6 +613,12 @@ async def open_node(
         The ``Node``. Its processes run until the ``async with`` block ends;
         then every remaining process is killed with ``"shutdown"``.
     """
+    if watchdog_threshold is not None and (
+        isinstance(watchdog_threshold, bool) or not isinstance(watchdog_threshold, int | float)
+    ):
+        raise TypeError(
+            f"watchdog_threshold must be a number of seconds or None, not {watchdog_threshold!r}"
+        )
     if watchdog_threshold is not None and not watchdog_threshold > 0:
         raise ValueError(
             f"watchdog_threshold must be > 0 seconds or None, not {watchdog_threshold!r}"

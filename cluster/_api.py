@@ -1,0 +1,236 @@
+"""Starting distributed nodes, and the node-level distribution API."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import outcome
+import trio
+
+from beamlet.actors import Node, open_node as open_local_node, self_pid
+from beamlet.actors._context import current_node
+from beamlet.actors._node import LOCAL_NODE_NAME, check_async
+
+from ._cookie import Cookie, resolve_cookie
+from ._distribution import Distribution
+from ._transport import TCPTransport, TLSConfig, Transport
+
+__all__ = [
+    "NotDistributedError",
+    "connect",
+    "disconnect",
+    "distribution",
+    "listen_address",
+    "monitor_node",
+    "monitor_nodes",
+    "node_name",
+    "nodes",
+    "open_node",
+    "run",
+    "start_distribution",
+    "validate_node_name",
+]
+
+T = TypeVar("T")
+
+_NODE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}@[A-Za-z0-9_.\-:\[\]]{1,190}$")
+
+
+class NotDistributedError(RuntimeError):
+    """The current node is not distributed (call ``start_distribution`` first)."""
+
+
+def validate_node_name(name: object) -> str:
+    """Check a node name ``"name@host"``; return it.
+
+    Raises:
+        ValueError: not ``name@host`` with exactly one ``@``, too long, or odd characters.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"a node name is a str 'name@host', not {name!r}")
+    if len(name) > 255 or name.count("@") != 1 or not _NODE_NAME.match(name):
+        raise ValueError(f"a node name is 'name@host' (letters, digits, '_.-'), not {name!r}")
+    return name
+
+
+def distribution(node: Node | None = None) -> Distribution:
+    """The ``Distribution`` router of ``node`` (default: the current node)."""
+    node = node if node is not None else current_node()
+    router = node.router
+    if not isinstance(router, Distribution):
+        raise NotDistributedError(f"node {node.name} is not distributed")
+    return router
+
+
+async def start_distribution(
+    name: str,
+    *,
+    node: Node | None = None,
+    cookie: bytes | str | Cookie | None = None,
+    port: int = 0,
+    seeds: tuple[str, ...] | list[str] = (),
+    tls: TLSConfig | None = None,
+    transport: Transport | None = None,
+    ticktime: float = 15.0,
+    handshake_timeout: float = 7.0,
+    max_frame_size: int = 64 * 1024 * 1024,
+    busy_limit: int = 1024 * 1024,
+    seed_interval: float = 2.0,
+    insecure: bool = False,
+) -> Distribution:
+    """Turn a running local node into a distributed node named ``name``.
+
+    The node listens on the host of its name (``a@127.0.0.1`` is reachable
+    from this machine only) and ``port`` (0 picks a free port; see
+    ``listen_address()``). Listening on a non-loopback host without TLS needs
+    ``insecure=True``.
+
+    Args:
+        name: ``"name@host"``.
+        node: the node (default: the current one).
+        cookie: the shared secret (default: ``BEAMLET_COOKIE`` or the cookie file).
+        port: the port to listen on.
+        seeds: ``"host:port"`` addresses to connect to, retried every ``seed_interval``.
+        tls: TLS contexts (``TLSConfig``); the cookie handshake runs inside TLS.
+        transport: a custom transport (the simulation passes an in-memory one).
+        ticktime: seconds of silence after which a peer is declared down.
+        handshake_timeout: seconds a connection may take to authenticate.
+        max_frame_size: the largest frame accepted, in bytes.
+        busy_limit: unsent bytes per connection past which ``send`` raises.
+        seed_interval: seconds between attempts to reach the seeds.
+        insecure: allow a non-loopback listener without TLS.
+
+    Returns:
+        The node's ``Distribution`` router.
+    """
+    validate_node_name(name)
+    node = node if node is not None else current_node()
+    if isinstance(node.router, Distribution):
+        raise RuntimeError(f"node {node.name} is already distributed")
+    if not ticktime > 0 or not handshake_timeout > 0:
+        raise ValueError("ticktime and handshake_timeout must be > 0 seconds")
+    host = name.partition("@")[2]
+    if transport is None:
+        if tls is None and not insecure and not _is_loopback(host):
+            raise ValueError(
+                f"refusing to listen on {host} without TLS; pass tls=... or insecure=True"
+            )
+        transport = TCPTransport(tls)
+    dist = Distribution(
+        node,
+        cookie=resolve_cookie(cookie),
+        transport=transport,
+        host=host,
+        port=port,
+        seeds=tuple(seeds),
+        ticktime=ticktime,
+        handshake_timeout=handshake_timeout,
+        max_frame_size=max_frame_size,
+        busy_limit=busy_limit,
+        seed_interval=seed_interval,
+    )
+    node.rename(name)
+    node.router = dist
+    await node.system_nursery.start(dist.run)
+    await _start_services(node)
+    return dist
+
+
+def _is_loopback(host: str) -> bool:
+    return host in ("localhost", "::1", "[::1]") or host.startswith("127.")
+
+
+async def _start_services(node: Node) -> None:
+    from . import pg
+    from ._rpc import start_rpc_server
+
+    await start_rpc_server(node)
+    await node.run(pg.start_scope)
+
+
+@asynccontextmanager
+async def open_node(
+    name: str = "a@127.0.0.1", *, watchdog_threshold: float | None = 0.1, **options: Any
+) -> AsyncIterator[Node]:
+    """Open a distributed node inside a running Trio program.
+
+    Takes the options of ``start_distribution``. When the block ends, the
+    node's processes are killed and its connections closed.
+    """
+    async with open_local_node(watchdog_threshold=watchdog_threshold) as node:
+        dist = await start_distribution(name, node=node, **options)
+        try:
+            yield node
+        finally:
+            dist.shutdown()
+
+
+def run(main: Callable[..., Awaitable[T]], *args: Any, name: str = "a@127.0.0.1", **options: Any) -> T:
+    """Run ``main(*args)`` as the first process of a new distributed node; return its result.
+
+    Takes the options of ``start_distribution`` (``cookie``, ``port``,
+    ``seeds``, ``tls``, ...) and ``watchdog_threshold``.
+    """
+    check_async(main)
+
+    async def entry() -> T:
+        async with open_node(name, **options) as node:
+            result = await outcome.acapture(node.run, main, *args)
+        return result.unwrap()  # type: ignore[no-any-return]
+
+    return trio.run(entry)
+
+
+def node_name() -> str:
+    """The current node's name (``"nonode@nohost"`` if it is not distributed)."""
+    return current_node().name
+
+
+def nodes() -> list[str]:
+    """The names of the nodes this node is connected to."""
+    node = current_node()
+    if not isinstance(node.router, Distribution):
+        return []
+    return node.router.nodes()
+
+
+async def connect(node_or_address: str) -> bool:
+    """Connect to a node (by name, if its address is known) or to a ``"host:port"``.
+
+    Returns:
+        True if connected (or already connected), False otherwise (``pang``).
+
+    Cancellation:
+        A checkpoint; the attempt is abandoned.
+    """
+    return await distribution().connect(node_or_address)
+
+
+def disconnect(node: str) -> bool:
+    """Close the connection to ``node``; its links and monitors fire ``noconnection``."""
+    return distribution().disconnect(node)
+
+
+def listen_address() -> str | None:
+    """The ``"host:port"`` this node listens on, or None if it is not distributed."""
+    node = current_node()
+    if not isinstance(node.router, Distribution):
+        return None
+    return node.router.listen_address
+
+
+def monitor_nodes(flag: bool = True) -> bool:
+    """Subscribe the calling process to ``NodeUp``/``NodeDown`` messages; return the previous flag."""
+    return distribution().monitor_nodes(self_pid(), flag)
+
+
+def monitor_node(node: str) -> None:
+    """Get one ``NodeDown(node, reason)`` message when ``node`` disconnects (or at once
+    if it cannot be reached)."""
+    distribution().monitor_node(self_pid(), node)
+
+
+__all__ += ["LOCAL_NODE_NAME"]

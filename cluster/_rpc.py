@@ -1,0 +1,170 @@
+"""rpc and spawn_on: run exported functions on other nodes.
+
+Only functions exported by name with ``export`` can be run from another node;
+a request for any other name is refused, and the caller gets ``RpcError``.
+Nothing received from the network is ever evaluated, unpickled or imported:
+the request carries a name that is looked up in the table of exports.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from beamlet.actors import CallExitError, From, GenServer, NoReply, Pid, call, reply, spawn
+from beamlet.actors._context import current_process
+from beamlet.actors._node import Node, check_async
+
+__all__ = ["RPC_SERVER", "RpcError", "export", "exported", "rpc", "spawn_on", "start_rpc_server"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: The registered name of each node's rpc server.
+RPC_SERVER = "beamlet_rpc"
+
+# Exports are like loaded code: they belong to the program, not to one node.
+_EXPORTS: dict[str, Callable[..., Any]] = {}
+
+
+class RpcError(Exception):
+    """An ``rpc``/``spawn_on`` failed.
+
+    Attributes:
+        reason: ``("not_exported", name)``, ``("nodedown", node)``,
+            ``("exception", error)`` (the function raised; a ``RemoteError``
+            when it ran on another node), ``("not_async", name)`` for
+            ``spawn_on``, or the rpc server's exit reason.
+    """
+
+    def __init__(self, reason: Any, message: str | None = None) -> None:
+        super().__init__(message or repr(reason))
+        self.reason = reason
+
+
+def export(fn: F | None = None, *, name: str | None = None) -> Any:
+    """Allow ``fn`` to be run by ``rpc``/``spawn_on`` from other nodes, under ``name``.
+
+    Use as ``export(fn)``, ``export(fn, name="add")``, ``@export`` or
+    ``@export(name="add")``. The default name is ``"module.qualname"``.
+
+    Raises:
+        ValueError: another function is already exported under that name.
+    """
+
+    def register(f: F) -> F:
+        if not callable(f):
+            raise TypeError(f"export() needs a function, not {f!r}")
+        key = name if name is not None else f"{f.__module__}.{f.__qualname__}"
+        if not isinstance(key, str) or not key:
+            raise TypeError(f"an export name is a non-empty str, not {key!r}")
+        existing = _EXPORTS.get(key)
+        if existing is not None and existing is not f:
+            raise ValueError(f"another function is already exported as {key!r}")
+        _EXPORTS[key] = f
+        return f
+
+    return register(fn) if fn is not None else register
+
+
+def exported() -> list[str]:
+    """The names of the exported functions."""
+    return sorted(_EXPORTS)
+
+
+async def _run_and_reply(caller: From, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    try:
+        result = fn(*args)
+        if inspect.isawaitable(result):
+            result = await result
+    except Exception as exc:
+        reply(caller, ("exception", exc))
+        return
+    reply(caller, ("ok", result))
+
+
+class _RpcServer(GenServer):
+    async def handle_call(self, request: Any, caller: From) -> Any:
+        if not (isinstance(request, tuple) and len(request) == 4):
+            return ("error", ("bad_request", repr(request)[:200]))
+        kind, name, args, link_to = request
+        fn = _EXPORTS.get(name) if isinstance(name, str) else None
+        if fn is None:
+            return ("error", ("not_exported", name))
+        if not isinstance(args, tuple):
+            return ("error", ("bad_request", "arguments must be a tuple"))
+        node = current_process().node
+        if kind == "call":
+            spawn(_run_and_reply, caller, fn, args)
+            return NoReply
+        if kind == "spawn":
+            try:
+                check_async(fn)
+            except TypeError:
+                return ("error", ("not_async", name))
+            proc = node.spawn_process(fn, args)
+            if isinstance(link_to, Pid):
+                node.link(proc, link_to)
+            return ("ok", proc.pid)
+        return ("error", ("bad_request", kind))
+
+
+async def start_rpc_server(node: Node) -> None:
+    """Start the node's rpc server (``start_distribution`` does)."""
+    await node.run(_start_server)
+
+
+async def _start_server() -> None:
+    await _RpcServer.start(name=RPC_SERVER)
+
+
+async def _request(node: str, request: tuple[Any, ...], timeout: float | None) -> Any:
+    try:
+        answer = await call((RPC_SERVER, node), request, timeout)
+    except CallExitError as exc:
+        reason = exc.reason
+        if reason == "noproc":
+            reason = ("nodedown", node)
+        raise RpcError(reason, f"rpc to {node} failed: {reason!r}") from None
+    status, value = answer
+    if status == "ok":
+        return value
+    if status == "exception":
+        raise RpcError(("exception", value), f"the function raised on {node}: {value!r}")
+    raise RpcError(value, f"{node} refused the request: {value!r}")
+
+
+async def rpc(node: str, name: str, *args: Any, timeout: float | None = 5.0) -> Any:
+    """Run the function exported as ``name`` on ``node`` with ``args``; return its result.
+
+    Raises:
+        RpcError: the name is not exported there (``("not_exported", name)``),
+            the node is down (``("nodedown", node)``), or the function raised
+            (``("exception", error)``).
+        CallTimeoutError: no answer within ``timeout`` seconds.
+
+    Cancellation:
+        A checkpoint; the function may still run on the other node.
+    """
+    return await _request(node, ("call", name, args, None), timeout)
+
+
+async def spawn_on(
+    node: str, name: str, *args: Any, link: bool = False, timeout: float | None = 5.0
+) -> Pid:
+    """Start the async function exported as ``name`` as a process on ``node``.
+
+    Args:
+        link: link the new process to the caller.
+
+    Returns:
+        The new process's pid.
+
+    Raises:
+        RpcError: as for ``rpc``, or ``("not_async", name)``.
+    """
+    link_to = current_process().pid if link else None
+    pid: Pid = await _request(node, ("spawn", name, args, link_to), timeout)
+    if link:
+        current_process().node.link(current_process(), pid)
+    return pid

@@ -1,0 +1,286 @@
+"""Transports: how bytes travel between nodes. TCP, TLS over TCP, and in-memory.
+
+A transport knows how to listen (``serve``) and how to ``connect``; both give
+Trio streams to the distribution layer, which runs the wire protocol over them.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import attrs
+import trio
+import trio.testing
+
+__all__ = [
+    "MemoryNetwork",
+    "MemoryTransport",
+    "TCPTransport",
+    "TLSConfig",
+    "Transport",
+    "split_address",
+]
+
+logger = logging.getLogger("beamlet.cluster")
+
+Handler = Callable[[trio.abc.Stream], Awaitable[None]]
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """Split ``"host:port"`` (or ``"[v6]:port"``) into host and port.
+
+    Raises:
+        ValueError: the address is malformed.
+    """
+    if not isinstance(address, str):
+        raise TypeError(f"an address is a 'host:port' string, not {address!r}")
+    host, sep, port_text = address.rpartition(":")
+    if not sep or not host or not port_text.isdigit():
+        raise ValueError(f"an address is 'host:port', not {address!r}")
+    port = int(port_text)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port out of range in {address!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, port
+
+
+@attrs.frozen
+class TLSConfig:
+    """TLS for distribution: a server and a client ``ssl.SSLContext``.
+
+    With ``verify_mode = CERT_REQUIRED`` on the server context, nodes must
+    present certificates (mutual TLS). The client checks the server's
+    certificate against the host of the node name it connects to. The cookie
+    handshake still runs inside TLS.
+
+    Attributes:
+        server: the context for accepted connections.
+        client: the context for outgoing connections.
+    """
+
+    server: ssl.SSLContext = attrs.field(validator=attrs.validators.instance_of(ssl.SSLContext))
+    client: ssl.SSLContext = attrs.field(validator=attrs.validators.instance_of(ssl.SSLContext))
+
+    @classmethod
+    def from_files(
+        cls, *, certfile: str, keyfile: str | None = None, cafile: str, mutual: bool = True
+    ) -> TLSConfig:
+        """Build both contexts from PEM files.
+
+        Args:
+            certfile: this node's certificate chain.
+            keyfile: its private key (if not in ``certfile``).
+            cafile: the CA that signs the cluster's certificates.
+            mutual: require client certificates too.
+        """
+        server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=cafile)
+        server.load_cert_chain(certfile, keyfile)
+        server.minimum_version = ssl.TLSVersion.TLSv1_2
+        if mutual:
+            server.verify_mode = ssl.CERT_REQUIRED
+        client = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cafile)
+        client.load_cert_chain(certfile, keyfile)
+        client.minimum_version = ssl.TLSVersion.TLSv1_2
+        return cls(server=server, client=client)
+
+
+class Transport:
+    """Where distribution gets its streams. Subclasses implement both methods."""
+
+    async def serve(
+        self,
+        host: str,
+        port: int,
+        handler: Handler,
+        *,
+        task_status: Any = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Listen on ``host:port``; report the address with ``task_status.started``.
+
+        ``handler`` runs for each accepted stream; its errors are logged and
+        never stop the listener.
+        """
+        raise NotImplementedError
+
+    async def connect(self, address: str, peer_host: str | None = None) -> trio.abc.Stream:
+        """Open a stream to ``address`` (``peer_host`` names the expected peer, for TLS)."""
+        raise NotImplementedError
+
+
+async def _guarded(handler: Handler, stream: trio.abc.Stream) -> None:
+    try:
+        await handler(stream)
+    except Exception as exc:
+        logger.warning("connection handler failed: %r", exc)
+    finally:
+        with trio.CancelScope(shield=True):
+            await trio.aclose_forcefully(stream)
+
+
+class TCPTransport(Transport):
+    """TCP, optionally wrapped in TLS (``trio.SSLStream``)."""
+
+    def __init__(self, tls: TLSConfig | None = None) -> None:
+        self.tls = tls
+
+    async def serve(
+        self,
+        host: str,
+        port: int,
+        handler: Handler,
+        *,
+        task_status: Any = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        listeners = await trio.open_tcp_listeners(port, host=host)
+        bound = listeners[0].socket.getsockname()
+        address = f"[{host}]:{bound[1]}" if ":" in host else f"{host}:{bound[1]}"
+        tls = self.tls
+        if tls is not None:
+            listeners = [trio.SSLListener(lst, tls.server) for lst in listeners]  # type: ignore[misc]
+
+        async def handle(stream: trio.abc.Stream) -> None:
+            await _guarded(handler, stream)
+
+        async with trio.open_nursery() as nursery:
+            await nursery.start(trio.serve_listeners, handle, listeners)
+            task_status.started(address)
+
+    async def connect(self, address: str, peer_host: str | None = None) -> trio.abc.Stream:
+        host, port = split_address(address)
+        stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)
+        if self.tls is not None:
+            ssl_stream = trio.SSLStream(stream, self.tls.client, server_hostname=peer_host or host)
+            try:
+                await ssl_stream.do_handshake()
+            except BaseException:
+                await trio.aclose_forcefully(ssl_stream)
+                raise
+            return ssl_stream
+        return stream
+
+
+class MemoryNetwork:
+    """An in-memory network for nodes in one ``trio.run`` (the simulation uses it).
+
+    Addresses are ``"host:port"`` strings. ``block(a, b)`` partitions two hosts:
+    new connections between them are refused and bytes on existing ones are
+    silently lost, as on a real network split, so that the nodes notice only
+    through their ticks. ``set_delay`` holds bytes for that many seconds
+    (virtual seconds under ``MockClock``), between two hosts or everywhere.
+    """
+
+    def __init__(self) -> None:
+        self._listeners: dict[str, trio.MemorySendChannel[trio.abc.Stream]] = {}
+        self._next_port = 40000
+        self._blocked: set[frozenset[str]] = set()
+        self._delays: dict[frozenset[str] | None, float] = {}
+
+    def block(self, host_a: str, host_b: str) -> None:
+        self._blocked.add(frozenset((host_a, host_b)))
+
+    def unblock_all(self) -> None:
+        self._blocked.clear()
+
+    def is_blocked(self, host_a: str, host_b: str) -> bool:
+        return frozenset((host_a, host_b)) in self._blocked
+
+    def set_delay(self, seconds: float, host_a: str | None = None, host_b: str | None = None) -> None:
+        """Delay bytes between two hosts (or between all hosts when none are given)."""
+        key = None if host_a is None or host_b is None else frozenset((host_a, host_b))
+        if seconds:
+            self._delays[key] = seconds
+        else:
+            self._delays.pop(key, None)
+
+    def delay(self, host_a: str, host_b: str) -> float:
+        return self._delays.get(frozenset((host_a, host_b)), self._delays.get(None, 0.0))
+
+    def transport(self, host: str) -> MemoryTransport:
+        """The transport a node on ``host`` uses."""
+        return MemoryTransport(self, host)
+
+
+class MemoryTransport(Transport):
+    """A node's view of a ``MemoryNetwork``."""
+
+    def __init__(self, network: MemoryNetwork, host: str) -> None:
+        self.network = network
+        self.host = host
+
+    async def serve(
+        self,
+        host: str,
+        port: int,
+        handler: Handler,
+        *,
+        task_status: Any = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        net = self.network
+        if port == 0:
+            net._next_port += 1
+            port = net._next_port
+        address = f"{host}:{port}"
+        if address in net._listeners:
+            raise OSError(f"address {address} already in use")
+        send, receive = trio.open_memory_channel[trio.abc.Stream](64)
+        net._listeners[address] = send
+        try:
+            async with trio.open_nursery() as nursery:
+                task_status.started(address)
+                async for stream in receive:
+                    nursery.start_soon(_guarded, handler, stream)
+        finally:
+            net._listeners.pop(address, None)
+
+    async def connect(self, address: str, peer_host: str | None = None) -> trio.abc.Stream:
+        net = self.network
+        host, _port = split_address(address)
+        await trio.lowlevel.checkpoint()
+        listener = net._listeners.get(address)
+        if listener is None or net.is_blocked(self.host, host):
+            raise OSError(f"connection to {address} refused")
+        ours, theirs = trio.testing.memory_stream_pair()
+        mine = _NetworkStream(ours, net, self.host, host)
+        other = _NetworkStream(theirs, net, host, self.host)
+        try:
+            listener.send_nowait(other)
+        except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+            raise OSError(f"connection to {address} refused") from None
+        return mine
+
+
+class _NetworkStream(trio.abc.HalfCloseableStream):
+    """One end of an in-memory connection from ``src`` to ``dst``, through the network."""
+
+    def __init__(
+        self, inner: trio.abc.HalfCloseableStream, network: MemoryNetwork, src: str, dst: str
+    ) -> None:
+        self._inner = inner
+        self._network = network
+        self._src = src
+        self._dst = dst
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        delay = self._network.delay(self._src, self._dst)
+        if delay:
+            await trio.sleep(delay)
+        if self._network.is_blocked(self._src, self._dst):
+            await trio.lowlevel.checkpoint()
+            return  # lost in the partition
+        await self._inner.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self._inner.wait_send_all_might_not_block()
+
+    async def send_eof(self) -> None:
+        await self._inner.send_eof()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        return await self._inner.receive_some(max_bytes)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()

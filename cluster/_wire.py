@@ -1,0 +1,233 @@
+"""The seam between the sans-IO protocol and the Trio driver.
+
+``Session`` drives one ``Connection`` over one Trio stream: it runs the
+handshake with real I/O, then encodes outgoing events and decodes incoming
+bytes. The small constructors below build the control events that the router
+sends, and ``kind`` names an incoming event for dispatch. This module also
+registers the runtime's own message classes (GenServer envelopes, node and
+group notifications) with the codec, so they cross between nodes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+
+from beamlet.actors import Pid, Ref
+from beamlet.actors._gen_server import Call, Cast, From, StopRequest
+
+from ._auth import Role
+from ._connection import NEED_DATA, Connection
+from ._cookie import Cookie
+from ._errors import ProtocolError, RemoteProtocolError
+from ._events import (
+    Connected,
+    ConnectionClosed,
+    Demonitor,
+    Exit,
+    Exit2,
+    Link,
+    Monitor,
+    MonitorExit,
+    NodesGossip,
+    Refused,
+    Send,
+    SendNamed,
+    Tick,
+    Unlink,
+)
+from ._messages import NodeDown, NodeUp
+from ._codec import encode
+from ._registry import default_registry
+
+__all__ = ["ProtocolError", "Session", "check_encodable", "kind"]
+
+
+def _from_fields(fields: Any) -> From:
+    pid, ref = fields
+    if not isinstance(pid, Pid) or not isinstance(ref, Ref):
+        raise ValueError("a From is (Pid, Ref)")
+    return From(pid, ref)
+
+
+def _call(fields: Any) -> Call:
+    caller, request = fields
+    if not isinstance(caller, From):
+        raise ValueError("a Call starts with a From")
+    return Call(caller, request)
+
+
+def _node_name(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("a node name is a str")
+    return value
+
+
+for _cls, _name, _to, _from in (
+    (From, "beamlet.From", lambda f: (f.pid, f.ref), _from_fields),
+    (Call, "beamlet.Call", lambda c: (c.caller, c.request), _call),
+    (Cast, "beamlet.Cast", lambda c: (c.request,), lambda f: Cast(f[0])),
+    (StopRequest, "beamlet.StopRequest", lambda s: (s.reason,), lambda f: StopRequest(f[0])),
+    (NodeUp, "beamlet.NodeUp", lambda n: (n.node,), lambda f: NodeUp(_node_name(f[0]))),
+    (
+        NodeDown,
+        "beamlet.NodeDown",
+        lambda n: (n.node, n.reason),
+        lambda f: NodeDown(_node_name(f[0]), f[1]),
+    ),
+):
+    default_registry.register_system_type(_cls, _name, _to, _from)
+
+
+class Session:
+    """One connection's protocol state, driven over a Trio stream."""
+
+    __slots__ = ("conn", "initiator")
+
+    def __init__(
+        self,
+        *,
+        initiator: bool,
+        name: str,
+        creation: int,
+        cookie: Cookie,
+        max_frame_size: int,
+        expected_peer: str | None = None,
+    ) -> None:
+        self.initiator = initiator
+        self.conn = Connection(
+            Role.INITIATOR if initiator else Role.ACCEPTOR,
+            node_name=name,
+            creation=creation,
+            cookie=cookie.secret,
+            max_frame_size=max_frame_size,
+            expected_peer=expected_peer,
+        )
+
+    async def handshake(self, stream: trio.abc.Stream) -> tuple[str, int]:
+        """Authenticate both sides; return the peer's name and creation.
+
+        Raises:
+            ProtocolError: the peer refused us, failed to prove the cookie, or
+                broke the protocol.
+            trio.BrokenResourceError: the stream failed.
+        """
+        conn = self.conn
+        if self.initiator:
+            await stream.send_all(conn.initiate())
+        while True:
+            try:
+                event = conn.next_event()
+            except RemoteProtocolError:
+                answer = conn.data_to_send()  # a Refused frame, worth sending
+                if answer:
+                    with trio.move_on_after(1):
+                        await stream.send_all(answer)
+                raise
+            answer = conn.data_to_send()
+            if answer:
+                await stream.send_all(answer)
+            if event is NEED_DATA:
+                conn.receive_data(await stream.receive_some(65536))
+                continue
+            kind = type(event)
+            if kind is Connected:
+                return event.peer_name, event.peer_creation  # type: ignore[union-attr]
+            if kind is Refused:
+                raise RemoteProtocolError(f"the peer refused the connection: {event.reason}")  # type: ignore[union-attr]
+            if kind is ConnectionClosed:
+                raise RemoteProtocolError("the peer closed the connection during the handshake")
+
+    def encode(self, event: Any) -> bytes:
+        return self.conn.send(event)
+
+    def feed(self, data: bytes | bytearray) -> list[Any]:
+        """Take received bytes; return the complete events they finish.
+
+        Raises:
+            ProtocolError: the peer broke the protocol.
+        """
+        self.conn.receive_data(data)
+        return self.pending()
+
+    def pending(self) -> list[Any]:
+        """The events already buffered (e.g. bytes that came with the handshake)."""
+        events = []
+        next_event = self.conn.next_event
+        while True:
+            event = next_event()
+            if event is NEED_DATA or type(event) is ConnectionClosed:
+                return events
+            events.append(event)
+
+
+def check_encodable(event: Any) -> None:
+    """Raise ``TypeError`` now if ``event`` cannot be encoded (for queued sends)."""
+    msg = getattr(event, "msg", None)
+    if msg is not None:
+        encode(msg)
+
+
+_KINDS: dict[type, str] = {
+    Send: "send",
+    SendNamed: "send_named",
+    Link: "link",
+    Unlink: "unlink",
+    Exit: "exit",
+    Exit2: "exit2",
+    Monitor: "monitor",
+    Demonitor: "demonitor",
+    MonitorExit: "down",
+    NodesGossip: "gossip",
+    Tick: "tick",
+}
+
+
+def kind(event: Any) -> str:
+    """The name of a control event's kind (``"send"``, ``"link"``, ...)."""
+    return _KINDS.get(type(event), "unknown")
+
+
+def send(dest: Pid, msg: Any) -> Send:
+    return Send(dest, msg)
+
+
+def send_named(sender: Pid | None, name: str, msg: Any) -> SendNamed:
+    return SendNamed(sender, name, msg)
+
+
+def link(local: Pid, remote: Pid) -> Link:
+    return Link(local, remote)
+
+
+def unlink(local: Pid, remote: Pid) -> Unlink:
+    return Unlink(local, remote)
+
+
+def exit(sender: Pid, dest: Pid, reason: Any, *, link: bool) -> Exit | Exit2:
+    return Exit(sender, dest, reason) if link else Exit2(sender, dest, reason)
+
+
+def _target(target: Pid | tuple[str, str]) -> Pid | str:
+    return target if isinstance(target, Pid) else target[0]
+
+
+def monitor(watcher: Pid, target: Pid | tuple[str, str], ref: Ref) -> Monitor:
+    return Monitor(watcher, _target(target), ref)
+
+
+def demonitor(watcher: Pid, target: Pid | tuple[str, str], ref: Ref) -> Demonitor:
+    return Demonitor(watcher, _target(target), ref)
+
+
+def down(target: Any, watcher: Pid, ref: Ref, reason: Any) -> MonitorExit:
+    return MonitorExit(_target(target), watcher, ref, reason)
+
+
+def gossip(entries: list[tuple[str, str | None]]) -> NodesGossip:
+    return NodesGossip(tuple((n, a) for n, a in entries if a is not None))
+
+
+def tick() -> Tick:
+    return Tick()

@@ -1,0 +1,287 @@
+"""Process groups across a cluster, like Erlang's ``pg``.
+
+Groups live in scopes; each scope is a process on every node that runs it
+(the ``"default"`` scope starts with distribution). A process joins a group
+on its own node; the scope tells the same scope on every connected node, so
+``members(group)`` lists the members on all nodes. Reads do not message the
+scope: they read the node-local table directly.
+
+Members vanish when their process exits and when their node goes down.
+Membership is eventually consistent and exchanged only between directly
+connected nodes; a partition that heals re-syncs the full membership.
+
+Example::
+
+    await pg.join("workers")
+    for pid in pg.members("workers"):
+        send(pid, ("job", 1))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Any
+
+import attrs
+
+from beamlet.actors import (
+    Down,
+    From,
+    GenServer,
+    Pid,
+    Ref,
+    call,
+    demonitor as demonitor_process,
+    monitor as monitor_process,
+    self_pid,
+    send,
+)
+from beamlet.actors._context import current_node, current_process
+from beamlet.actors._node import Node
+
+from ._api import distribution
+from ._messages import NodeDown, NodeUp
+from ._pg_state import Change, GroupsState
+
+__all__ = [
+    "GroupChange",
+    "NotLocalError",
+    "ScopeNotStartedError",
+    "demonitor",
+    "groups",
+    "join",
+    "leave",
+    "local_members",
+    "members",
+    "monitor",
+    "start_scope",
+]
+
+DEFAULT_SCOPE = "default"
+
+
+class NotLocalError(ValueError):
+    """Only local processes can join or leave a group (``nolocal``)."""
+
+
+class ScopeNotStartedError(LookupError):
+    """The scope is not running on this node."""
+
+
+@attrs.frozen
+class GroupChange:
+    """Sent to group monitors: pids joined or left a group.
+
+    Attributes:
+        ref: the reference ``monitor`` returned.
+        kind: ``"join"`` or ``"leave"``.
+        group: the group.
+        pids: the pids that joined or left.
+    """
+
+    ref: Ref
+    kind: str
+    group: Any
+    pids: tuple[Pid, ...]
+
+
+def _server_name(scope: str) -> str:
+    return f"beamlet_pg_{scope}"
+
+
+def _state(scope: str, node: Node | None = None) -> GroupsState:
+    node = node if node is not None else current_node()
+    state = node.services.get(_server_name(scope))
+    if state is None:
+        raise ScopeNotStartedError(f"the pg scope {scope!r} is not running on {node.name}")
+    assert isinstance(state, GroupsState)
+    return state
+
+
+class _Scope(GenServer):
+    """The scope process: owns the node's ``GroupsState`` and talks to its peers."""
+
+    async def init(self, scope: str) -> None:
+        proc = current_process()
+        self.scope = scope
+        self.name = _server_name(scope)
+        self.node = proc.node
+        self.state = GroupsState()
+        self.node.services[self.name] = self.state
+        self.watched: dict[Pid, Ref] = {}  # local member -> monitor
+        self.peers: dict[str, Pid] = {}  # node -> that node's scope process
+        self.monitors: dict[Ref, tuple[Pid, Any]] = {}  # group monitors
+        self.watchers: dict[Ref, Ref] = {}  # process monitor of a watcher -> group monitor
+        dist = distribution(self.node)
+        dist.monitor_nodes(proc.pid, True)
+        for node in dist.nodes():
+            send((self.name, node), ("discover", proc.pid))
+
+    async def terminate(self, reason: Any) -> None:
+        if self.node.services.get(self.name) is self.state:
+            del self.node.services[self.name]
+
+    def _publish(self, changes: list[Change], *, tell_peers: bool) -> None:
+        me = self_pid()
+        for kind, group, pids in changes:
+            if tell_peers:
+                for peer in self.peers.values():
+                    send(peer, (kind, me, group, pids))
+            for ref, (watcher, watched_group) in self.monitors.items():
+                if watched_group == group:
+                    send(watcher, GroupChange(ref, kind, group, tuple(pids)))
+
+    async def handle_call(self, request: Any, caller: From) -> Any:
+        op = request[0]
+        if op == "join":
+            _, group, pids = request
+            for pid in pids:
+                if pid not in self.watched:
+                    self.watched[pid] = monitor_process(pid)
+            self._publish([self.state.join(group, pids)], tell_peers=True)
+            return True
+        if op == "leave":
+            _, group, pids = request
+            change = self.state.leave(group, pids)
+            if change is None:
+                return False
+            for pid in pids:
+                if pid in self.watched and not self.state.memberships(pid):
+                    demonitor_process(self.watched.pop(pid), flush=True)
+            self._publish([change], tell_peers=True)
+            return True
+        if op == "monitor":
+            _, group, watcher = request
+            ref = self.node.make_ref()
+            self.monitors[ref] = (watcher, group)
+            self.watchers[monitor_process(watcher)] = ref
+            return ref, self.state.members(group)
+        if op == "demonitor":
+            for process_ref, ref in list(self.watchers.items()):
+                if ref == request[1]:
+                    del self.watchers[process_ref]
+                    demonitor_process(process_ref, flush=True)
+            return self.monitors.pop(request[1], None) is not None
+        return None
+
+    async def handle_info(self, msg: Any) -> None:
+        if isinstance(msg, tuple) and msg and isinstance(msg[0], str):
+            kind = msg[0]
+            if kind == "discover" and len(msg) == 2 and isinstance(msg[1], Pid):
+                peer = msg[1]
+                send(peer, ("sync", self_pid(), self.state.local_snapshot()))
+                if self.peers.get(peer.node) != peer:
+                    self.peers[peer.node] = peer
+                    send(peer, ("discover", self_pid()))
+                return
+            if kind == "sync" and len(msg) == 3 and isinstance(msg[1], Pid):
+                peer, groups = msg[1], msg[2]
+                if isinstance(groups, dict):
+                    self.peers[peer.node] = peer
+                    self._publish(self.state.sync(peer.node, groups), tell_peers=False)
+                return
+            if kind in ("join", "leave") and len(msg) == 4 and isinstance(msg[1], Pid):
+                peer, group, pids = msg[1], msg[2], list(msg[3])
+                if self.peers.get(peer.node) != peer:
+                    return  # not synced with that scope yet; its sync will carry this
+                if kind == "join":
+                    change: Change | None = self.state.remote_join(peer.node, group, pids)
+                else:
+                    change = self.state.remote_leave(peer.node, group, pids)
+                if change is not None:
+                    self._publish([change], tell_peers=False)
+                return
+        if isinstance(msg, Down) and msg.pid in self.watched:
+            del self.watched[msg.pid]
+            self._publish(self.state.drop_local(msg.pid), tell_peers=True)
+            return
+        if isinstance(msg, NodeUp):
+            send((self.name, msg.node), ("discover", self_pid()))
+            return
+        if isinstance(msg, NodeDown):
+            self.peers.pop(msg.node, None)
+            self._publish(self.state.drop_node(msg.node), tell_peers=False)
+            return
+        if isinstance(msg, Down) and msg.ref in self.watchers:
+            self.monitors.pop(self.watchers.pop(msg.ref), None)
+            return
+        await super().handle_info(msg)
+
+
+async def start_scope(scope: str = DEFAULT_SCOPE) -> Pid | None:
+    """Start the scope ``scope`` on the current (distributed) node; return its pid."""
+    if not isinstance(scope, str) or not scope:
+        raise TypeError(f"a pg scope is a non-empty str, not {scope!r}")
+    return await _Scope.start(scope, name=_server_name(scope))
+
+
+def child_spec(scope: str = DEFAULT_SCOPE) -> dict[str, Any]:
+    """A child spec that runs the scope under a supervisor."""
+    return _Scope.child_spec(scope, id=("pg", scope), name=_server_name(scope))
+
+
+def _local_pids(pid: Pid | list[Pid] | None) -> list[Pid]:
+    node = current_node()
+    pids = [self_pid()] if pid is None else (list(pid) if isinstance(pid, list) else [pid])
+    for p in pids:
+        if not isinstance(p, Pid):
+            raise TypeError(f"pg needs pids, not {p!r}")
+        if not node.is_local(p):
+            raise NotLocalError(f"only local processes can join or leave a group; {p!r} is not")
+    return pids
+
+
+async def join(group: Hashable, pid: Pid | list[Pid] | None = None, scope: str = DEFAULT_SCOPE) -> None:
+    """Make ``pid`` (default: the caller; or each pid of a list) a member of ``group``.
+
+    A process may join a group several times; it must then leave as many times.
+
+    Raises:
+        NotLocalError: a pid is not on this node.
+        ScopeNotStartedError: the scope is not running here.
+    """
+    _state(scope)
+    await call(_server_name(scope), ("join", group, _local_pids(pid)))
+
+
+async def leave(group: Hashable, pid: Pid | list[Pid] | None = None, scope: str = DEFAULT_SCOPE) -> bool:
+    """Remove one membership of ``pid`` in ``group``.
+
+    Returns:
+        False if it was not a member (``not_joined``).
+    """
+    _state(scope)
+    result: bool = await call(_server_name(scope), ("leave", group, _local_pids(pid)))
+    return result
+
+
+def members(group: Hashable, scope: str = DEFAULT_SCOPE) -> list[Pid]:
+    """The members of ``group`` on every connected node, in no particular order."""
+    return _state(scope).members(group)
+
+
+def local_members(group: Hashable, scope: str = DEFAULT_SCOPE) -> list[Pid]:
+    """The members of ``group`` on this node."""
+    return _state(scope).local_members(group)
+
+
+def groups(scope: str = DEFAULT_SCOPE) -> list[Hashable]:
+    """Every group with at least one member, on any connected node."""
+    return _state(scope).groups()
+
+
+async def monitor(group: Hashable, scope: str = DEFAULT_SCOPE) -> tuple[Ref, list[Pid]]:
+    """Watch ``group``: ``GroupChange`` messages arrive on every join and leave.
+
+    Returns:
+        The monitor's ref and the current members.
+    """
+    _state(scope)
+    ref, pids = await call(_server_name(scope), ("monitor", group, self_pid()))
+    return ref, pids
+
+
+async def demonitor(ref: Ref, scope: str = DEFAULT_SCOPE) -> bool:
+    """Stop a group monitor; return False if it was unknown."""
+    result: bool = await call(_server_name(scope), ("demonitor", ref))
+    return result
