@@ -79,6 +79,7 @@ async def start_distribution(
     max_frame_size: int = 64 * 1024 * 1024,
     busy_limit: int = 1024 * 1024,
     seed_interval: float = 2.0,
+    discovery: tuple[Any, ...] | list[Any] = (),
     insecure: bool = False,
 ) -> Distribution:
     """Turn a running local node into a distributed node named ``name``.
@@ -101,6 +102,7 @@ async def start_distribution(
         max_frame_size: the largest frame accepted, in bytes.
         busy_limit: unsent bytes per connection past which ``send`` raises.
         seed_interval: seconds between attempts to reach the seeds.
+        discovery: discovery strategies, e.g. ``[DNSPoll("app.internal", 4370)]``.
         insecure: allow a non-loopback listener without TLS.
 
     Returns:
@@ -131,6 +133,7 @@ async def start_distribution(
         max_frame_size=max_frame_size,
         busy_limit=busy_limit,
         seed_interval=seed_interval,
+        discovery=tuple(discovery),
     )
     node.rename(name)
     node.router = dist

@@ -200,6 +200,7 @@ class Distribution(Router):
         busy_limit: int = 1024 * 1024,
         seed_interval: float = 2.0,
         connect_all: bool = True,
+        discovery: tuple[Any, ...] = (),
     ) -> None:
         super().__init__(node)
         self.cookie = cookie
@@ -213,6 +214,8 @@ class Distribution(Router):
         self.busy_limit = busy_limit
         self.seed_interval = seed_interval
         self.connect_all = connect_all
+        self.discovery = tuple(discovery)
+        self._dialing: set[str] = set()  # addresses being dialled without a known name
         self.listen_address: str | None = None
         self.peers: dict[str, Peer] = {}
         self.addresses: dict[str, str] = {}  # node name -> listen address
@@ -233,6 +236,8 @@ class Distribution(Router):
             )
             if self.seeds:
                 nursery.start_soon(self._seed_loop)
+            for strategy in self.discovery:
+                nursery.start_soon(strategy.run, self)
             task_status.started(self.listen_address)
 
     def spawn_system_task(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
@@ -242,11 +247,25 @@ class Distribution(Router):
     async def _seed_loop(self) -> None:
         while True:
             for address in self.seeds:
-                if address not in self.addresses.values() or not any(
+                if address != self.listen_address and not any(
                     peer.address == address for peer in self.peers.values()
                 ):
-                    self._start_connect(None, address)
+                    self.connect_soon(address)
             await trio.sleep(self.seed_interval)
+
+    def connect_soon(self, address: str) -> None:
+        """Dial ``address`` in the background, unless a dial to it is under way."""
+        if address in self._dialing or self._nursery is None or self.closed:
+            return
+        self._dialing.add(address)
+
+        async def dial() -> None:
+            try:
+                await self._connect(None, address)
+            finally:
+                self._dialing.discard(address)
+
+        self._nursery.start_soon(dial)
 
     # -- connection setup ------------------------------------------------------------
 
@@ -333,6 +352,11 @@ class Distribution(Router):
         *,
         task_status: Any = trio.TASK_STATUS_IGNORED,
     ) -> None:
+        if name == self.node.name:
+            logger.warning("refusing a connection to this node itself (%s)", address or "incoming")
+            await trio.aclose_forcefully(stream)
+            task_status.started(None)
+            return
         existing = self.peers.get(name)
         replacing = existing is not None and existing.creation == creation
         if replacing and initiated != (self.node.name < name):
