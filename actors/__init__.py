@@ -155,3 +155,7 @@ from ._tasks import (
 from ._tasks import (
     async_task as async_task,
 )
+from ._util import fixup_module_metadata as _fixup_module_metadata
+
+_fixup_module_metadata(__name__, globals())
+del _fixup_module_metadata

@@ -78,11 +78,26 @@ def spawn_link(fn: Callable[..., Awaitable[Any]], *args: Any, **opts: Any) -> Pi
     return spawn(fn, *args, link=True, **opts)
 
 
-def spawn_monitor(fn: Callable[..., Awaitable[Any]], *args: Any, **opts: Any) -> tuple[Pid, Ref]:
-    """``spawn`` and monitor the new process; return ``(pid, ref)``."""
+def spawn_monitor(
+    fn: Callable[..., Awaitable[Any]],
+    *args: Any,
+    name: str | None = None,
+    link: bool = False,
+    trap_exits: bool = False,
+) -> tuple[Pid, Ref]:
+    """``spawn`` and monitor the new process, atomically; return ``(pid, ref)``.
+
+    Takes the options of ``spawn``.
+
+    Raises:
+        NotInProcessError: called outside a process.
+    """
     proc = current_process()
-    pid = proc.node.spawn_process(fn, args, **opts).pid
-    return pid, proc.node.monitor(proc, pid)
+    node = proc.node
+    pid = node.spawn_process(
+        fn, args, name=name, link_to=proc if link else None, trap_exits=trap_exits
+    ).pid
+    return pid, node.monitor(proc, pid)
 
 
 def self_pid() -> Pid:
@@ -220,7 +235,12 @@ def demonitor(ref: Ref, flush: bool = False) -> bool:
 
     Returns:
         True if the monitor was still active, False if it had fired or was unknown.
+
+    Raises:
+        TypeError: ``ref`` is not a ``Ref``.
     """
+    if not isinstance(ref, Ref):
+        raise TypeError(f"demonitor() needs the Ref that monitor() returned, not {ref!r}")
     proc = current_process()
     return proc.node.demonitor(proc, ref, flush)
 
@@ -252,10 +272,27 @@ def trap_exits(flag: bool = True) -> bool:
 def send_after(seconds: float, dest: Pid | str | tuple[str, str], msg: Any) -> Ref:
     """Send ``msg`` to ``dest`` after ``seconds``; return a ref for ``cancel_timer``.
 
-    A name is resolved when the timer fires. A timer to a pid is void once that
-    process has exited.
+    A name is resolved when the timer fires (an unregistered name then drops
+    the message). A timer to a pid is void once that process has exited.
+
+    Raises:
+        TypeError / ValueError: ``seconds`` is not a number >= 0, or ``dest``
+            is not a valid destination.
     """
     validate_timeout(seconds, "seconds")
+    if not (
+        type(dest) is Pid
+        or type(dest) is str
+        or (
+            type(dest) is tuple
+            and len(dest) == 2
+            and isinstance(dest[0], str)
+            and isinstance(dest[1], str)
+        )
+    ):
+        raise TypeError(
+            f"a destination is a Pid, a registered name or a (name, node) tuple, not {dest!r}"
+        )
     return current_node().timers.add(seconds, dest, msg)
 
 
@@ -265,7 +302,12 @@ def cancel_timer(ref: Ref) -> float | None:
     Returns:
         The seconds that were left, or None if the timer had fired, was
         cancelled, was unknown, or targeted a process that has exited.
+
+    Raises:
+        TypeError: ``ref`` is not a ``Ref``.
     """
+    if not isinstance(ref, Ref):
+        raise TypeError(f"cancel_timer() needs the Ref that send_after() returned, not {ref!r}")
     return current_node().timers.cancel(ref)
 
 

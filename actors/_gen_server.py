@@ -1,62 +1,7 @@
 """GenServer: the client/server behaviour, with Erlang's semantics.
 
-A GenServer is a process that keeps state between messages and serves
-synchronous ``call`` requests, asynchronous ``cast`` requests and plain
-messages, one at a time, in mailbox order.
-
-Example::
-
-    from beamlet.actors import GenServer, call, cast, run
-
-    class Counter(GenServer):
-        async def init(self, start):
-            self.n = start
-
-        async def handle_call(self, request, caller):
-            if request == "get":
-                return self.n
-
-        async def handle_cast(self, request):
-            op, k = request
-            self.n += k
-
-    async def main():
-        await Counter.start_link(0, name="counter")
-        cast("counter", ("add", 2))
-        return await call("counter", "get")
-
-    assert run(main) == 2
-
-Callbacks (all ``async``; every one is optional):
-
-- ``init(*args)``: runs in the new process before ``start`` returns. Return
-  ``None`` (or ``NoReply(timeout=..., continue_=...)``) to start, ``Ignore``
-  to make ``start`` return ``None`` and exit ``"normal"``, ``Stop(reason)`` or
-  raise to fail the start with ``StartError``.
-- ``handle_call(request, caller)``: return the reply; or ``NoReply`` and
-  answer later, from any process, with ``reply(caller, value)``; or
-  ``Stop(reason, reply=value)`` to reply and stop.
-- ``handle_cast(request)`` / ``handle_info(msg)`` / ``handle_continue(arg)``:
-  return ``None``, ``NoReply(timeout=..., continue_=...)`` or ``Stop(reason)``.
-- ``terminate(reason)``: runs when a callback returns ``Stop``, when a callback
-  raises, when ``stop()`` is called, and on an exit signal from the parent
-  while the server traps exits. It does not run when an exit signal kills a
-  server that does not trap exits, nor on ``"kill"``.
-
-Any other return value stops the server with ``("bad_return_value", value)``.
-A server without ``handle_call`` stops with ``("bad_call", request)`` on a
-call, and without ``handle_cast`` with ``("bad_cast", request)``; unexpected
-plain messages are logged and dropped. A callback that raises crashes the
-server (a crash report is logged) and a pending caller gets ``CallExitError``
-with the exception as reason. Stop reasons other than ``"normal"``,
-``"shutdown"`` and ``("shutdown", detail)`` are logged as errors.
-
-Timeouts: ``call`` waits 5 s by default (``CallTimeoutError``); a reply that
-arrives later is dropped, never left in the caller's mailbox. ``start`` waits
-for ``init`` forever unless given ``timeout=``.
-
-When not to use it: for code organisation (use a module), or for data many
-processes read (a GenServer serializes every request).
+See ``GenServer`` for the behaviour, and ``call``, ``cast``, ``reply`` and
+``stop`` for the client side.
 """
 
 from __future__ import annotations
@@ -74,6 +19,7 @@ from ._errors import (
     CallTimeoutError,
     Exit,
     NameTakenError,
+    NotInProcessError,
     ReceiveTimeoutError,
     StartError,
 )
@@ -169,6 +115,14 @@ class NoReply:
         self.timeout = timeout
         self.continue_ = continue_
 
+    def __repr__(self) -> str:
+        parts = []
+        if self.timeout is not None:
+            parts.append(f"timeout={self.timeout!r}")
+        if self.continue_ is not _MISSING:
+            parts.append(f"continue_={self.continue_!r}")
+        return f"NoReply({', '.join(parts)})"
+
 
 @attrs.frozen
 class Stop:
@@ -184,6 +138,8 @@ class Stop:
 
 
 class _IgnoreType:
+    """Return ``Ignore`` from ``init`` to not start: ``start`` returns None."""
+
     __slots__ = ()
 
     def __repr__(self) -> str:
@@ -210,7 +166,68 @@ class _Starting:
 
 
 class GenServer:
-    """Base class of a generic server. See the module docstring for the callbacks."""
+    """A process that keeps state and serves requests, one message at a time.
+
+    A GenServer serves synchronous ``call`` requests, asynchronous ``cast``
+    requests and plain messages, one at a time, in mailbox order, with
+    Erlang's ``gen_server`` semantics.
+
+    Example::
+
+        from beamlet.actors import GenServer, call, cast, run
+
+        class Counter(GenServer):
+            async def init(self, start):
+                self.n = start
+
+            async def handle_call(self, request, caller):
+                if request == "get":
+                    return self.n
+
+            async def handle_cast(self, request):
+                op, k = request
+                self.n += k
+
+        async def main():
+            await Counter.start_link(0, name="counter")
+            cast("counter", ("add", 2))
+            return await call("counter", "get")
+
+        assert run(main) == 2
+
+    Callbacks (all ``async``; every one is optional). The server object is
+    made without calling ``__init__``: set up its state in ``init``.
+
+    - ``init(*args)``: runs in the new process before ``start`` returns.
+      Return ``None`` (or ``NoReply(timeout=..., continue_=...)``) to start,
+      ``Ignore`` to make ``start`` return ``None`` and exit ``"normal"``,
+      ``Stop(reason)`` or raise to fail the start with ``StartError``.
+    - ``handle_call(request, caller)``: return the reply; or ``NoReply`` and
+      answer later, from any process, with ``reply(caller, value)``; or
+      ``Stop(reason, reply=value)`` to reply and stop (``terminate`` runs
+      first), or ``Stop(reason)`` to stop without replying.
+    - ``handle_cast(request)`` / ``handle_info(msg)`` / ``handle_continue(arg)``:
+      return ``None``, ``NoReply(timeout=..., continue_=...)`` or ``Stop(reason)``.
+    - ``terminate(reason)``: runs when a callback returns ``Stop``, when a
+      callback raises, when ``stop()`` is called, and on an exit signal from
+      the parent while the server traps exits. It does not run when an exit
+      signal kills a server that does not trap exits, nor on ``"kill"``.
+
+    Any other return value stops the server with ``("bad_return_value", value)``.
+    A server without ``handle_call`` stops with ``("bad_call", request)`` on a
+    call, and without ``handle_cast`` with ``("bad_cast", request)``; unexpected
+    plain messages are logged and dropped. A callback that raises crashes the
+    server (a crash report is logged) and a pending caller gets
+    ``CallExitError`` with the exception as reason. Stop reasons other than
+    ``"normal"``, ``"shutdown"`` and ``("shutdown", detail)`` are logged as errors.
+
+    Timeouts: ``call`` waits 5 s by default (``CallTimeoutError``); a reply
+    that arrives later is dropped, never left in the caller's mailbox.
+    ``start`` waits for ``init`` forever unless given ``timeout=``.
+
+    When not to use it: for code organisation (use a module), or for data many
+    processes read (a GenServer serializes every request).
+    """
 
     #: Seconds a supervisor waits for this server to stop (``child_spec`` default).
     shutdown: ClassVar[float | str] = 5.0
@@ -219,18 +236,49 @@ class GenServer:
     """The process that started this server with ``start_link`` (None for ``start``)."""
 
     async def init(self, *args: Any) -> Any:
+        """Set up the server's state from the arguments of ``start``.
+
+        Returns:
+            ``None`` or ``NoReply(timeout=..., continue_=...)`` to start;
+            ``Ignore`` to not start (``start`` returns None); ``Stop(reason)``
+            to fail the start with ``StartError(reason)``. Raising also fails it.
+        """
         if args:
             raise TypeError(
                 f"{type(self).__name__} got start arguments {args!r} but defines no init()"
             )
 
     async def handle_call(self, request: Any, caller: From) -> Any:
+        """Serve a ``call``; ``caller`` identifies it for a later ``reply``.
+
+        Returns:
+            The reply; or ``NoReply`` (the class, or an instance with
+            ``timeout``/``continue_``) to reply later with ``reply(caller, v)``;
+            or ``Stop(reason, reply=v)`` / ``Stop(reason)`` to stop.
+            The default stops the server with ``("bad_call", request)``.
+        """
         return Stop(("bad_call", request))
 
     async def handle_cast(self, request: Any) -> Any:
+        """Handle a ``cast``.
+
+        Returns:
+            ``None``, ``NoReply(timeout=..., continue_=...)`` or ``Stop(reason)``.
+            The default stops the server with ``("bad_cast", request)``.
+        """
         return Stop(("bad_cast", request))
 
     async def handle_info(self, msg: Any) -> Any:
+        """Handle any other message.
+
+        That is: plain sends, ``Down``, ``ExitSignal`` (when trapping exits),
+        timer messages, and ``"timeout"`` after a ``NoReply(timeout=...)``
+        expired.
+
+        Returns:
+            ``None``, ``NoReply(timeout=..., continue_=...)`` or ``Stop(reason)``.
+            The default logs the message as unexpected and carries on.
+        """
         logger.warning(
             "%s %r received an unexpected message: %r",
             type(self).__name__,
@@ -239,10 +287,21 @@ class GenServer:
         )
 
     async def handle_continue(self, arg: Any) -> Any:
+        """Run the work asked for by ``NoReply(continue_=arg)``, before any message.
+
+        Returns:
+            ``None``, ``NoReply(timeout=..., continue_=...)`` or ``Stop(reason)``.
+            The default stops the server with ``("bad_continue", arg)``.
+        """
         return Stop(("bad_continue", arg))
 
     async def terminate(self, reason: Any) -> None:
-        pass
+        """Clean up before the server exits with ``reason``.
+
+        Called after ``Stop``, a raising callback, ``stop()``, and an exit
+        signal from the parent while trapping exits; not when an exit signal
+        kills a server that does not trap exits, nor on ``"kill"``.
+        """
 
     # -- starting ----------------------------------------------------------------------
 
@@ -278,6 +337,13 @@ class GenServer:
         As in Erlang, if ``init`` fails with a reason other than ``"normal"``,
         the exit signal also reaches the caller, which dies with it unless it
         traps exits.
+
+        Raises:
+            StartError: as for ``start``.
+            NotInProcessError: there is no calling process to link to.
+
+        Cancellation:
+            If cancelled while waiting, the new server is killed.
         """
         return await cls._start(args, name, timeout, link=True)
 
@@ -320,7 +386,7 @@ class GenServer:
         validate_timeout(timeout)
         caller = _process.get()
         if link and caller is None:
-            raise StartError("start_link needs a calling process")
+            raise NotInProcessError("start_link() needs a calling process to link to")
         node = caller.node if caller is not None else current_node()
         if name is not None and name in node._names:
             raise StartError(("already_started", node._names[name].pid))
@@ -543,12 +609,20 @@ async def call(
 
     try:
         msg = await proc.receive(match, timeout, start)
-    except ReceiveTimeoutError:
-        raise CallTimeoutError(f"no reply from {server!r} within {timeout} s") from None
-    finally:
+    except BaseException as exc:
+        # Timed out or cancelled: leave nothing of this call behind. The alias
+        # drops a late reply; the monitor goes, with its Down if one is queued.
         aliases.discard(ref)
+        node.demonitor(proc, ref, flush=True)
+        if type(exc) is ReceiveTimeoutError:
+            raise CallTimeoutError(f"no reply from {server!r} within {timeout} s") from None
+        raise
+    aliases.discard(ref)
     if type(msg) is Reply:
-        node.demonitor(proc, ref, flush=bool(proc.mailbox))
+        monitors = proc.monitors
+        # Still in place unless the server exited right after replying, in
+        # which case its Down is queued and must go too.
+        node.demonitor(proc, ref, flush=monitors is None or ref not in monitors)
         return msg.value
     reason = msg.reason
     if reason == "noconnection":
@@ -602,9 +676,11 @@ async def stop(
     node.send(proc.pid, target, StopRequest(reason))
     try:
         down = await proc.receive(lambda m: type(m) is Down and m.ref == ref, timeout, start)
-    except ReceiveTimeoutError:
+    except BaseException as exc:
         node.demonitor(proc, ref, flush=True)
-        raise CallTimeoutError(f"{server!r} did not stop within {timeout} s") from None
+        if type(exc) is ReceiveTimeoutError:
+            raise CallTimeoutError(f"{server!r} did not stop within {timeout} s") from None
+        raise
     if down.reason == reason:
         return
     exit_reason = down.reason

@@ -21,7 +21,7 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 import trio
-from outcome import Value
+from outcome import Error, Value
 from trio.lowlevel import (
     Abort,
     checkpoint,
@@ -153,9 +153,9 @@ class Process:
         try:
             with trio.CancelScope() as scope:
                 self._scope = scope
-                if self.exit_reason is not None:
-                    scope.cancel()
-                result = await self.fn(*self.args)
+                if self.exit_reason is None:
+                    result = await self.fn(*self.args)
+                # else: killed before it ever ran; its code does not start.
         except Exit as exc:
             reason = exc.reason
         except trio.Cancelled:
@@ -220,8 +220,12 @@ class Process:
         if waiting is not None:
             try:
                 hit = waiting(msg)
-            except Exception:
-                hit = True  # let the receiver's own match raise, in the receiver
+            except Exception as exc:
+                # The receiver's match is broken: queue the message and raise
+                # the error in the receiver, as a scan of the mailbox would.
+                self._waiting = None
+                reschedule(self._task, Error(exc))  # type: ignore[arg-type]
+                hit = False
             if hit:
                 self._waiting = None
                 reschedule(self._task, Value(msg))  # type: ignore[arg-type]
@@ -280,6 +284,8 @@ class Process:
             raise ReceiveTimeoutError("no matching message in the mailbox")
         if self._waiting is not None:
             raise RuntimeError(f"another task of {self.pid!r} is already waiting in receive()")
+        if match is not None and not callable(match):  # checked here, off the fast path
+            raise TypeError(f"receive() needs a predicate (a callable) or None, not {match!r}")
         self._budget = BUDGET
         self._task = current_task()
         self._waiting = match if match is not None else _any

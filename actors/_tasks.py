@@ -11,6 +11,7 @@ concurrency, each call in its own task.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -174,6 +175,8 @@ class AsyncStream:
         timeout: float | None,
     ) -> None:
         check_async(fn)
+        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int):
+            raise TypeError(f"max_concurrency must be an int or None, not {max_concurrency!r}")
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be >= 1, not {max_concurrency!r}")
         validate_timeout(timeout)
@@ -182,7 +185,8 @@ class AsyncStream:
         self._max = max_concurrency
         self._ordered = ordered
         self._timeout = timeout
-        self._running: dict[Ref, tuple[int, Task]] = {}
+        # ref -> (index of the item, task, deadline); oldest first
+        self._running: dict[Ref, tuple[int, Task, float]] = {}
         self._ready: dict[int, Any] = {}
         self._next_index = 0  # next item to start
         self._next_out = 0  # next result to yield when ordered
@@ -205,7 +209,8 @@ class AsyncStream:
                 self._exhausted = True
                 return
             task = async_task(self._fn, item)
-            self._running[task.ref] = (self._next_index, task)
+            deadline = math.inf if self._timeout is None else trio.current_time() + self._timeout
+            self._running[task.ref] = (self._next_index, task, deadline)
             self._next_index += 1
 
     async def __anext__(self) -> Any:
@@ -221,18 +226,23 @@ class AsyncStream:
                 raise StopAsyncIteration
             running = self._running
 
-            def match(msg: Any, running: dict[Ref, tuple[int, Task]] = running) -> bool:
+            def match(msg: Any, running: dict[Ref, tuple[int, Task, float]] = running) -> bool:
                 kind = type(msg)
                 return (kind is Reply or kind is Down) and msg.ref in running
 
+            timeout = None
+            if self._timeout is not None:
+                # Every task gets the same time: the oldest one is due first.
+                oldest = next(iter(running.values()))[2]
+                timeout = max(0.0, oldest - trio.current_time())
             try:
-                msg = await proc.receive(match, self._timeout)
+                msg = await proc.receive(match, timeout)
             except ReceiveTimeoutError:
                 await self.aclose()
                 raise TaskTimeoutError(
-                    f"no task of the stream finished within {self._timeout} s"
+                    f"a task of the stream did not finish within {self._timeout} s"
                 ) from None
-            index, task = running.pop(msg.ref)
+            index, task, _deadline = running.pop(msg.ref)
             try:
                 value = task._finish(proc, msg)
             except TaskExitError:
@@ -242,7 +252,7 @@ class AsyncStream:
 
     async def aclose(self) -> None:
         """Kill the tasks still running and stop the stream."""
-        for _index, task in self._running.values():
+        for _index, task, _deadline in self._running.values():
             task.shutdown()
         self._running.clear()
         self._exhausted = True
@@ -266,11 +276,14 @@ def async_stream(
         items: an iterable, consumed lazily.
         max_concurrency: tasks running at once (default: the number of CPUs).
         ordered: yield results in the order of ``items`` (else as they finish).
-        timeout: seconds to wait for the next task to finish.
+        timeout: seconds each task may run (``None``: no limit).
 
     Raises:
-        TaskTimeoutError: no task finished in time (the others are killed).
+        TaskTimeoutError: a task ran longer than ``timeout`` (all the tasks
+            still running are killed).
         TaskExitError: a task exited without a result (only seen when trapping
             exits; otherwise the link takes the caller down with it).
     """
-    return AsyncStream(fn, items, max_concurrency or os.cpu_count() or 1, ordered, timeout)
+    if max_concurrency is None:
+        max_concurrency = os.cpu_count() or 1
+    return AsyncStream(fn, items, max_concurrency, ordered, timeout)

@@ -1,0 +1,80 @@
+"""Every code example of the documentation runs, and the guide shows them as they are."""
+
+from __future__ import annotations
+
+import inspect
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "docs" / "examples"
+GUIDE = REPO / "docs" / "actors.md"
+MARKER = re.compile(r"# docs/examples/([\w.]+\.py)\n")
+
+
+def python_blocks(markdown: Path) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", markdown.read_text(), flags=re.DOTALL)
+
+
+def run_python(args: list[str], cwd: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+
+
+# The examples of this package's guide, and the README's (other packages test their own).
+EXAMPLE_FILES = sorted([*EXAMPLES.glob("actors_*.py"), EXAMPLES / "readme_example.py"])
+INLINE_BLOCKS = [block for block in python_blocks(GUIDE) if not MARKER.match(block)]
+
+
+@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=[p.name for p in EXAMPLE_FILES])
+def test_example_runs(path: Path, tmp_path: Path) -> None:
+    run_python([str(path)], cwd=tmp_path)
+
+
+@pytest.mark.parametrize("block", INLINE_BLOCKS)
+def test_guide_inline_block_runs(block: str, tmp_path: Path) -> None:
+    run_python(["-c", block], cwd=tmp_path)
+
+
+def test_guide_shows_the_example_files_as_they_are() -> None:
+    shown = set()
+    for block in python_blocks(GUIDE):
+        marker = MARKER.match(block)
+        if marker:
+            name = marker.group(1)
+            assert block[marker.end() :] == (EXAMPLES / name).read_text(), name
+            shown.add(name)
+    # Every actors example appears in the guide.
+    assert shown == {p.name for p in EXAMPLES.glob("actors_*.py")}
+
+
+def test_guide_has_examples_to_run() -> None:
+    assert len(EXAMPLE_FILES) >= 10
+    assert INLINE_BLOCKS
+
+
+def test_gen_server_docstring_example_runs(tmp_path: Path) -> None:
+    from beamlet.actors import GenServer
+
+    doc = inspect.getdoc(GenServer)
+    assert doc is not None
+    lines = []
+    for line in doc.split("Example::\n", 1)[1].splitlines():
+        if line and not line.startswith(" "):
+            break  # the end of the indented block
+        lines.append(line)
+    code = textwrap.dedent("\n".join(lines))
+    assert "class Counter(GenServer)" in code
+    run_python(["-c", code], cwd=tmp_path)
+
+
+def test_readme_example_is_the_file() -> None:
+    [block, *_] = python_blocks(REPO / "README.md")
+    assert block in (EXAMPLES / "readme_example.py").read_text()
