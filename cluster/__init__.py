@@ -15,6 +15,7 @@ from ._api import (
     NotDistributedError as NotDistributedError,
     connect as connect,
     disconnect as disconnect,
+    distribution as distribution,
     listen_address as listen_address,
     monitor_node as monitor_node,
     monitor_nodes as monitor_nodes,
