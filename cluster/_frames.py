@@ -1,0 +1,342 @@
+"""Framing: events to length-prefixed frames and back.
+
+Every frame is a 4-byte big-endian length followed by that many bytes of
+body. An empty body is a ``Tick``. Any other body is a msgpack array whose
+first element is the frame kind, a small int:
+
+====  ============  ===========================================================
+kind  event         body
+====  ============  ===========================================================
+1     Hello         ``[1, "beamlet", min_version, max_version, node, creation,
+                    flags, nonce]``
+2     Challenge     ``[2, version, node, creation, flags, nonce]``
+3     Proof         ``[3, digest]``
+4     Refused       ``[4, reason]``
+16    Send          ``[16, to_pid, msg]``
+17    SendNamed     ``[17, from_pid | None, to_name, msg]``
+18    Link          ``[18, from_pid, to_pid]``
+19    Unlink        ``[19, from_pid, to_pid]``
+20    Exit          ``[20, from_pid, to_pid, reason]``
+21    Exit2         ``[21, from_pid, to_pid, reason]``
+22    Monitor       ``[22, from_pid, target, ref]``
+23    Demonitor     ``[23, from_pid, target, ref]``
+24    MonitorExit   ``[24, target, watcher, ref, reason]``
+25    NodesGossip   ``[25, [[node, "host:port"], ...]]``
+====  ============  ===========================================================
+
+Handshake frames are plain msgpack (no extension types) of at most
+``MAX_HANDSHAKE_FRAME`` bytes; later versions may append fields, which are
+ignored. Data frames are encoded with the codec, within the connection's
+``max_frame_size``. The kind sits in the body's second byte, so a frame that
+is illegal in the current state is refused before it is decoded, and an
+oversized one from its length prefix, before its body is buffered.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from typing import Any
+
+import msgpack  # type: ignore[import-untyped]
+
+from ._codec import Codec
+from ._errors import DecodeError, RemoteProtocolError, short_repr
+from ._events import (
+    Challenge,
+    DataEvent,
+    Demonitor,
+    Exit,
+    Exit2,
+    Hello,
+    Link,
+    Monitor,
+    MonitorExit,
+    NodesGossip,
+    Proof,
+    Refused,
+    Send,
+    SendNamed,
+    Tick,
+    Unlink,
+)
+
+__all__ = [
+    "DEFAULT_MAX_FRAME_SIZE",
+    "HEADER",
+    "KINDS",
+    "MAX_HANDSHAKE_FRAME",
+    "PROTOCOL_NAME",
+    "TICK",
+    "TICK_FRAME",
+    "FrameReader",
+    "decode_data",
+    "decode_handshake",
+    "encode_data",
+    "encode_handshake",
+    "frame_kind",
+]
+
+HEADER = struct.Struct(">I")
+#: The largest handshake frame body accepted or sent.
+MAX_HANDSHAKE_FRAME = 4096
+#: The default largest data frame body.
+DEFAULT_MAX_FRAME_SIZE = 64 * 1024 * 1024
+#: Names the protocol in ``Hello``, so that a stray client is told apart early.
+PROTOCOL_NAME = "beamlet"
+
+TICK = Tick()
+TICK_FRAME = HEADER.pack(0)
+
+#: Frame kind -> event type (kind 0 stands for the empty ``Tick`` frame).
+KINDS: dict[int, type] = {
+    0: Tick,
+    1: Hello,
+    2: Challenge,
+    3: Proof,
+    4: Refused,
+    16: Send,
+    17: SendNamed,
+    18: Link,
+    19: Unlink,
+    20: Exit,
+    21: Exit2,
+    22: Monitor,
+    23: Demonitor,
+    24: MonitorExit,
+    25: NodesGossip,
+}
+
+#: Once this many bytes were consumed (and at least half the buffer), compact.
+_COMPACT_AT = 64 * 1024
+
+
+class FrameReader:
+    """Splits a byte stream into frame bodies, copying each body once.
+
+    Bytes are appended to one buffer and read from a moving offset; the
+    consumed prefix is dropped when the buffer empties or when it makes up
+    most of a large buffer, so many frames in one chunk cost no quadratic copying.
+    """
+
+    __slots__ = ("_buf", "_pos")
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._pos = 0
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet returned as frames."""
+        return len(self._buf) - self._pos
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        """Append received bytes."""
+        self._buf += data
+
+    def next_frame(self, max_size: int) -> bytearray | None:
+        """Return the next complete frame body, or ``None`` if more bytes are needed.
+
+        Args:
+            max_size: the largest body allowed now.
+
+        Raises:
+            RemoteProtocolError: the next frame announces more than ``max_size``
+                bytes (raised as soon as its length prefix is in).
+        """
+        buf = self._buf
+        pos = self._pos
+        size = len(buf)
+        if size - pos < 4:
+            return None
+        (length,) = HEADER.unpack_from(buf, pos)
+        if length > max_size:
+            raise RemoteProtocolError(
+                f"the peer announced a frame of {length} bytes, over the limit of {max_size}"
+            )
+        start = pos + 4
+        end = start + length
+        if end > size:
+            return None
+        body = buf[start:end]
+        if end == size:
+            buf.clear()
+            self._pos = 0
+        elif end >= _COMPACT_AT and end * 2 >= size:
+            del buf[:end]
+            self._pos = 0
+        else:
+            self._pos = end
+        return body
+
+
+def frame_kind(body: bytes | bytearray) -> int | None:
+    """Return the kind of a frame body (0 for a tick), or ``None`` if it has none."""
+    if not body:
+        return 0
+    if len(body) > 1 and 0x91 <= body[0] <= 0x9F and body[1] < 0x80:
+        return body[1]
+    return None
+
+
+def _frame(body: bytes) -> bytes:
+    return HEADER.pack(len(body)) + body
+
+
+# -- handshake ----------------------------------------------------------------------
+
+
+def encode_handshake(event: Hello | Challenge | Proof | Refused) -> bytes:
+    """Return the frame (header included) for a handshake event."""
+    fields: list[Any]
+    if type(event) is Hello:
+        fields = [
+            1,
+            PROTOCOL_NAME,
+            event.min_version,
+            event.max_version,
+            event.node,
+            event.creation,
+            event.flags,
+            event.nonce,
+        ]
+    elif type(event) is Challenge:
+        fields = [2, event.version, event.node, event.creation, event.flags, event.nonce]
+    elif type(event) is Proof:
+        fields = [3, event.digest]
+    elif type(event) is Refused:
+        fields = [4, event.reason]
+    else:
+        raise TypeError(f"not a handshake event: {short_repr(event)}")
+    body = msgpack.packb(fields, use_bin_type=True)
+    if len(body) > MAX_HANDSHAKE_FRAME:  # pragma: no cover - fields are bounded
+        raise ValueError("handshake frame too large")
+    return _frame(body)
+
+
+def _no_ext(code: int, payload: bytes) -> Any:
+    raise ValueError(f"extension type {code} in a handshake frame")
+
+
+def decode_handshake(body: bytes | bytearray) -> Hello | Challenge | Proof | Refused:
+    """Decode a handshake frame body.
+
+    Raises:
+        RemoteProtocolError: the body is malformed or not a handshake frame.
+    """
+    try:
+        v = msgpack.unpackb(body, ext_hook=_no_ext, use_list=True, strict_map_key=True)
+    except Exception as exc:
+        raise RemoteProtocolError(
+            f"malformed handshake frame: {type(exc).__name__}: {short_repr(str(exc), 120)}"
+        ) from None
+    kind = v[0] if type(v) is list and v else None
+    name = KINDS[kind].__name__ if type(kind) is int and kind in KINDS else "handshake"
+    try:
+        if kind == 1 and len(v) >= 8:
+            _, proto, min_version, max_version, node, creation, flags, nonce = v[:8]
+            if proto != PROTOCOL_NAME:
+                raise ValueError(f"protocol {short_repr(proto)}, expected {PROTOCOL_NAME!r}")
+            return Hello(node, creation, flags, min_version, max_version, nonce)
+        if kind == 2 and len(v) >= 6:
+            _, version, node, creation, flags, nonce = v[:6]
+            return Challenge(node, creation, flags, version, nonce)
+        if kind == 3 and len(v) >= 2:
+            return Proof(v[1])
+        if kind == 4 and len(v) >= 2:
+            return Refused(v[1])
+    except (TypeError, ValueError) as exc:
+        raise RemoteProtocolError(f"malformed {name} frame: {exc}") from None
+    raise RemoteProtocolError(f"malformed {name} frame")
+
+
+# -- data ---------------------------------------------------------------------------
+
+_DATA_ENCODERS: dict[type, Callable[[Any], list[Any]]] = {
+    Send: lambda e: [16, e.to_pid, e.msg],
+    SendNamed: lambda e: [17, e.from_pid, e.to_name, e.msg],
+    Link: lambda e: [18, e.from_pid, e.to_pid],
+    Unlink: lambda e: [19, e.from_pid, e.to_pid],
+    Exit: lambda e: [20, e.from_pid, e.to_pid, e.reason],
+    Exit2: lambda e: [21, e.from_pid, e.to_pid, e.reason],
+    Monitor: lambda e: [22, e.from_pid, e.target, e.ref],
+    Demonitor: lambda e: [23, e.from_pid, e.target, e.ref],
+    MonitorExit: lambda e: [24, e.target, e.watcher, e.ref, e.reason],
+    NodesGossip: lambda e: [25, [[node, address] for node, address in e.nodes]],
+}
+
+
+def _gossip(v: list[Any]) -> NodesGossip:
+    _, nodes = v
+    if type(nodes) is not list:
+        raise TypeError("NodesGossip: 'nodes' must be a list")
+    pairs = []
+    for entry in nodes:
+        if type(entry) is not list or len(entry) != 2:
+            raise TypeError(f"NodesGossip: bad entry {short_repr(entry)}")
+        pairs.append((entry[0], entry[1]))
+    return NodesGossip(tuple(pairs))
+
+
+def _arity(n: int, build: Callable[..., DataEvent]) -> Callable[[list[Any]], DataEvent]:
+    def decode(v: list[Any]) -> DataEvent:
+        if len(v) != n + 1:
+            raise ValueError(f"{n} fields expected, got {len(v) - 1}")
+        return build(*v[1:])
+
+    return decode
+
+
+_DATA_DECODERS: dict[int, Callable[[list[Any]], DataEvent]] = {
+    16: _arity(2, Send),
+    17: _arity(3, SendNamed),
+    18: _arity(2, Link),
+    19: _arity(2, Unlink),
+    20: _arity(3, Exit),
+    21: _arity(3, Exit2),
+    22: _arity(3, Monitor),
+    23: _arity(3, Demonitor),
+    24: _arity(4, MonitorExit),
+    25: _gossip,
+}
+
+
+def encode_data(event: DataEvent, codec: Codec) -> bytes:
+    """Return the frame (header included) for a data event.
+
+    Raises:
+        TypeError: the event holds a value the codec cannot encode, or is not
+            a data event.
+        ValueError: the frame would break the codec's limits.
+    """
+    t = type(event)
+    if t is Tick:
+        return TICK_FRAME
+    encoder = _DATA_ENCODERS.get(t)
+    if encoder is None:
+        raise TypeError(f"not a data event: {short_repr(event)}")
+    body = codec.encode(encoder(event))
+    return HEADER.pack(len(body)) + body
+
+
+def decode_data(body: bytes | bytearray, codec: Codec) -> DataEvent:
+    """Decode a data frame body (empty for a ``Tick``).
+
+    Raises:
+        RemoteProtocolError: the body is malformed or not a data frame.
+    """
+    if not body:
+        return TICK
+    try:
+        v = codec.decode(body)
+    except DecodeError as exc:
+        raise RemoteProtocolError(f"undecodable data frame: {exc}") from None
+    kind = v[0] if type(v) is list and v else None
+    decoder = _DATA_DECODERS.get(kind) if type(kind) is int else None
+    if decoder is None:
+        raise RemoteProtocolError(f"not a data frame: kind {short_repr(kind)}")
+    try:
+        return decoder(v)
+    except (TypeError, ValueError) as exc:
+        name = KINDS[v[0]].__name__
+        raise RemoteProtocolError(f"malformed {name} frame: {exc}") from None
