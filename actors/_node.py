@@ -388,7 +388,7 @@ class Node:
                 self.router.link(proc.pid, pid)
             return
         other = self.lookup(pid)
-        if other is None or other.exit_reason is not None:
+        if other is None:
             if proc.trap:
                 if proc.links is None:
                     proc.links = set()
@@ -445,7 +445,7 @@ class Node:
             self.router.monitor(proc.pid, target, ref)
             return ref
         other = self.lookup(target) if target is not None else None
-        if other is None or other.exit_reason is not None:
+        if other is None:
             proc.deliver(Down(ref, obj, "noproc"))
             return ref
         if proc.monitors is None:
@@ -497,7 +497,7 @@ class Node:
     def remote_link(self, remote: Pid, local: Pid) -> None:
         """A remote process linked to a local one; answer ``noproc`` if it is gone."""
         proc = self.lookup(local)
-        if proc is None or proc.exit_reason is not None:
+        if proc is None:
             self.router.exit(local, remote, "noproc", link=True)
             return
         if proc.links is None:
@@ -523,7 +523,7 @@ class Node:
         else:
             proc = self.lookup(target)
             obj = target
-        if proc is None or proc.exit_reason is not None:
+        if proc is None:
             self.router.down(watcher, ref, obj, "noproc")
             return
         if proc.monitored_by is None:

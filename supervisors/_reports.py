@@ -1,0 +1,94 @@
+"""Supervisor reports, through stdlib ``logging`` (logger ``"beamlet.supervisor"``).
+
+Each record carries structured fields in ``extra``:
+
+- ``beamlet_report``: ``"progress"`` (a child started), ``"restarted"``,
+  ``"child_terminated"``, ``"start_error"``, ``"shutdown_error"`` or
+  ``"reached_max_restart_intensity"``;
+- ``beamlet_supervisor`` / ``beamlet_supervisor_name``: the supervisor's pid and name;
+- ``beamlet_child_id``, ``beamlet_pid``, ``beamlet_reason``: the child and why.
+
+Levels: progress and restarts are INFO; the others are ERROR, as in OTP.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Hashable
+from typing import Any
+
+from beamlet.actors import Pid
+
+__all__ = ["Reporter", "logger"]
+
+logger = logging.getLogger("beamlet.supervisor")
+
+_MESSAGES = {
+    "progress": "supervisor %s started child %r as %r",
+    "restarted": "supervisor %s restarted child %r as %r",
+    "child_terminated": "supervisor %s: child %r (%r) terminated with reason %r",
+    "start_error": "supervisor %s: child %r failed to start (was %r): %r",
+    "shutdown_error": "supervisor %s: child %r (%r) shut down with reason %r",
+    "reached_max_restart_intensity": (
+        "supervisor %s shutting down: reached_max_restart_intensity "
+        "(child %r (%r) exited with reason %r)"
+    ),
+}
+
+
+class Reporter:
+    """Writes the reports of one supervisor."""
+
+    __slots__ = ("label", "name", "pid")
+
+    def __init__(self, pid: Pid, name: str | None) -> None:
+        self.pid = pid
+        self.name = name
+        self.label = f"{name} ({pid!r})" if name else repr(pid)
+
+    def _log(
+        self, level: int, kind: str, child_id: Hashable, pid: Any, reason: Any, *shown: Any
+    ) -> None:
+        if not logger.isEnabledFor(level):
+            return
+        logger.log(
+            level,
+            _MESSAGES[kind],
+            self.label,
+            child_id,
+            *shown,
+            extra={
+                "beamlet_report": kind,
+                "beamlet_supervisor": self.pid,
+                "beamlet_supervisor_name": self.name,
+                "beamlet_child_id": child_id,
+                "beamlet_pid": pid,
+                "beamlet_reason": reason,
+            },
+        )
+
+    def started(self, child_id: Hashable, pid: Pid) -> None:
+        """A child started (progress report)."""
+        self._log(logging.INFO, "progress", child_id, pid, None, pid)
+
+    def restarted(self, child_id: Hashable, pid: Pid) -> None:
+        """A child was restarted as ``pid``."""
+        self._log(logging.INFO, "restarted", child_id, pid, None, pid)
+
+    def child_terminated(self, child_id: Hashable, pid: Pid | None, reason: Any) -> None:
+        """A child exited on its own with ``reason`` (S7)."""
+        self._log(logging.ERROR, "child_terminated", child_id, pid, reason, pid, reason)
+
+    def start_error(self, child_id: Hashable, pid: Pid | None, reason: Any) -> None:
+        """Starting (or restarting) a child failed."""
+        self._log(logging.ERROR, "start_error", child_id, pid, reason, pid, reason)
+
+    def shutdown_error(self, child_id: Hashable, pid: Pid, reason: Any) -> None:
+        """A child stopped with another reason than the shutdown asked for (S18)."""
+        self._log(logging.ERROR, "shutdown_error", child_id, pid, reason, pid, reason)
+
+    def escalated(self, child_id: Hashable, pid: Pid | None, reason: Any) -> None:
+        """The restart intensity is exceeded: the supervisor gives up (S14)."""
+        self._log(
+            logging.ERROR, "reached_max_restart_intensity", child_id, pid, reason, pid, reason
+        )
