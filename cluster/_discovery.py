@@ -78,9 +78,5 @@ class DNSPoll:
                 logger.info("DNS discovery: cannot resolve %s: %s", self.query, exc)
                 ips = []
             for address in self.addresses(ips):
-                if address == dist.listen_address:
-                    continue
-                if any(peer.address == address for peer in dist.peers.values()):
-                    continue
-                dist.connect_soon(address)
+                dist.connect_soon(address)  # skips this node and the nodes connected
             await trio.sleep(self.interval)

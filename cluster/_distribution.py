@@ -29,7 +29,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
-
 from beamlet.actors import Pid, Ref
 from beamlet.actors._node import Node
 from beamlet.actors._router import Router
@@ -37,7 +36,8 @@ from beamlet.actors._router import Router
 from . import _wire as wire
 from ._cookie import Cookie
 from ._messages import NodeDown, NodeUp
-from ._transport import Transport, split_address
+from ._ticks import TickState
+from ._transport import Transport, certificate_problem, split_address
 
 __all__ = ["Distribution", "DistributionBusyError", "Peer"]
 
@@ -68,19 +68,26 @@ class Peer:
         self.initiated = initiated
         self.address: str | None = None
         self._out: list[bytes] = []
+        #: Bytes queued or being written: what the peer has not been sent yet.
         self.out_bytes = 0
         self._lot = trio.lowlevel.ParkingLot()
         self._drained = trio.lowlevel.ParkingLot()
         self._scope = trio.CancelScope()
-        self.last_sent = trio.current_time()
-        self.last_received = self.last_sent
+        self.ticks = TickState.start(dist.ticktime, trio.current_time())
         self.close_reason: Any = "connection_closed"
 
     def __repr__(self) -> str:
         return f"<Peer {self.name}>"
 
     def emit(self, event: Any, *, control: bool = False) -> None:
-        """Queue one event. Raises ``TypeError`` if its message cannot be encoded."""
+        """Queue one event.
+
+        Raises:
+            DistributionBusyError: a message (not a control signal) while more
+                than ``busy_limit`` bytes are unsent.
+            TypeError: the event holds a value the codec cannot encode.
+            ValueError: the event breaks a codec limit (too large, too deep).
+        """
         if not control and self.out_bytes > self.dist.busy_limit:
             raise DistributionBusyError(
                 f"the connection to {self.name} has {self.out_bytes} bytes unsent "
@@ -104,16 +111,28 @@ class Peer:
                 await self._reader()
                 nursery.cancel_scope.cancel()
 
+    def _dispatch(self, events: list[Any]) -> bool:
+        dispatch = self.dist.dispatch
+        for event in events:
+            try:
+                dispatch(self, event)
+            except Exception as exc:  # a bug, or a value the node cannot take
+                logger.exception("closing the connection to %s: cannot apply %r", self.name, event)
+                self.close_reason = ("protocol_error", repr(exc))
+                return False
+        return True
+
     async def _reader(self) -> None:
-        dist = self.dist
         stream = self.stream
         session = self.session
+        ticks = self.ticks
         try:
-            for event in session.pending():
-                dist.dispatch(self, event)
+            events = session.pending()
         except wire.ProtocolError as exc:
             self.close_reason = ("protocol_error", str(exc))
             logger.warning("closing the connection to %s: %s", self.name, exc)
+            return
+        if not self._dispatch(events):
             return
         while True:
             try:
@@ -124,62 +143,79 @@ class Peer:
                 return
             if not data:
                 self.close_reason = "connection_closed"
+                logger.info("connection to %s closed by the peer", self.name)
                 return
-            self.last_received = trio.current_time()
+            ticks.on_received(trio.current_time())
             try:
                 events = session.feed(data)
             except wire.ProtocolError as exc:
                 self.close_reason = ("protocol_error", str(exc))
                 logger.warning("closing the connection to %s: %s", self.name, exc)
                 return
-            for event in events:
-                dist.dispatch(self, event)
+            if not self._dispatch(events):
+                return
 
     async def _writer(self) -> None:
         stream = self.stream
+        ticks = self.ticks
         while True:
             if not self._out:
                 await self._lot.park()
                 continue
             batch = self._out
             self._out = []
-            self.out_bytes = 0
             data = batch[0] if len(batch) == 1 else b"".join(batch)
             try:
                 await stream.send_all(data)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                logger.info("connection to %s lost while writing: %r", self.name, exc)
                 self.close("connection_closed")
                 return
-            self.last_sent = trio.current_time()
+            self.out_bytes -= len(data)
+            ticks.on_sent(trio.current_time())
             self._drained.unpark_all()
 
     async def _ticker(self) -> None:
-        ticktime = self.dist.ticktime
-        interval = ticktime / 4
+        ticks = self.ticks
         while True:
-            await trio.sleep(interval)
-            now = trio.current_time()
-            if now - self.last_received >= ticktime:
-                logger.warning("node %s was silent for %s s: declaring it down", self.name, ticktime)
+            await trio.sleep_until(ticks.next_deadline())
+            action = ticks.handle_timer(trio.current_time())
+            if action == "timeout":
+                logger.warning(
+                    "node %s was silent for %s s: declaring it down", self.name, ticks.ticktime
+                )
                 self.close("net_tick_timeout")
                 return
-            if now - self.last_sent >= interval and not self._out:
+            if action == "tick" and not self._out:
                 self.emit(wire.tick(), control=True)
 
     async def wait_drained(self) -> None:
-        """Wait until the outgoing buffer has been written."""
-        while self._out:
+        """Wait until everything queued so far has been written."""
+        while self.out_bytes:
             await self._drained.park()
 
 
 class _Connecting:
-    """A connection being set up: the signals sent meanwhile, and who waits."""
+    """Signals for a node that is not connected yet, and who waits for it."""
 
     __slots__ = ("done", "queue")
 
     def __init__(self) -> None:
         self.queue: list[tuple[Any, bool]] = []
         self.done = trio.Event()
+
+
+class _Handshake:
+    """A handshake with a known node: at most one per node goes on (see ``_claim``)."""
+
+    __slots__ = ("committed", "initiated", "name", "scope")
+
+    def __init__(self, name: str, initiated: bool, scope: trio.CancelScope | None) -> None:
+        self.name = name
+        self.initiated = initiated
+        self.scope = scope
+        #: The peer may already count on this connection: it can no longer be cancelled.
+        self.committed = scope is None
 
 
 class Distribution(Router):
@@ -215,10 +251,13 @@ class Distribution(Router):
         self.seed_interval = seed_interval
         self.connect_all = connect_all
         self.discovery = tuple(discovery)
-        self._dialing: set[str] = set()  # addresses being dialled without a known name
         self.listen_address: str | None = None
         self.peers: dict[str, Peer] = {}
         self.addresses: dict[str, str] = {}  # node name -> listen address
+        self._names: dict[str, str] = {}  # listen address -> node name
+        self._dialing: set[str] = set()  # addresses being dialled without a known name
+        self._handshakes: dict[str, _Handshake] = {}  # node -> the handshake that goes on
+        self._hellos: dict[str, int] = {}  # node -> incoming handshakes not yet authenticated
         self._connecting: dict[str, _Connecting] = {}  # node -> signals queued meanwhile
         self._subscribers: dict[Pid, bool] = {}  # monitor_nodes
         self._node_watchers: dict[str, list[Pid]] = {}  # monitor_node
@@ -247,90 +286,276 @@ class Distribution(Router):
     async def _seed_loop(self) -> None:
         while True:
             for address in self.seeds:
-                if address != self.listen_address and not any(
-                    peer.address == address for peer in self.peers.values()
-                ):
-                    self.connect_soon(address)
+                self.connect_soon(address)
             await trio.sleep(self.seed_interval)
 
+    def is_connected_to(self, address: str) -> bool:
+        """Whether this node is, or is getting, connected to the node at ``address``."""
+        if address == self.listen_address:
+            return True
+        name = self._names.get(address)
+        return name is not None and (name in self.peers or name in self._handshakes)
+
     def connect_soon(self, address: str) -> None:
-        """Dial ``address`` in the background, unless a dial to it is under way."""
-        if address in self._dialing or self._nursery is None or self.closed:
+        """Connect to ``address`` in the background, unless connected or connecting to it.
+
+        An address whose node is known (it connected before, or gossip told)
+        is dialled as that node, so that two nodes dialling each other at once
+        settle on one connection; an unknown address is dialled blind.
+        """
+        if self._nursery is None or self.closed or self.is_connected_to(address):
+            return
+        name = self._names.get(address)
+        if name is not None:
+            self._start_connect(name, address, queue=False)
+            return
+        if address in self._dialing:
             return
         self._dialing.add(address)
 
         async def dial() -> None:
             try:
-                await self._connect(None, address)
+                await self._connect(None, address, None)
             finally:
                 self._dialing.discard(address)
 
         self._nursery.start_soon(dial)
 
-    # -- connection setup ------------------------------------------------------------
+    def _remember(self, name: str, address: str) -> None:
+        old = self.addresses.get(name)
+        if old == address:
+            return
+        if old is not None and self._names.get(old) == name:
+            del self._names[old]
+        self.addresses[name] = address
+        self._names[address] = name
+        peer = self.peers.get(name)
+        if peer is not None:
+            peer.address = address
 
-    def _session(self, initiator: bool, expected_peer: str | None = None) -> wire.Session:
+    def _forget(self, name: str, address: str) -> None:
+        if self.addresses.get(name) == address:
+            del self.addresses[name]
+        if self._names.get(address) == name:
+            del self._names[address]
+
+    # -- connection setup ------------------------------------------------------------
+    #
+    # Two nodes may dial each other at once, and a node may dial an address
+    # without knowing who listens there. As Erlang does, each side lets at most
+    # one handshake per node go on: ``_claim`` is asked when the peer's name is
+    # known (before a named dial, at the challenge of a blind dial, and once the
+    # initiator is authenticated on the acceptor) and settles on the connection
+    # initiated by the node whose name sorts first. So both sides keep the same
+    # connection, and nothing is ever sent on one that the other side drops.
+
+    def _claim(
+        self, name: str, initiated: bool, scope: trio.CancelScope | None
+    ) -> _Handshake | None:
+        """Let a handshake with ``name`` go on (return its handle), or say to give it up."""
+        if initiated and name in self.peers:
+            return None  # already connected; a blind dial found a known node
+        other = self._handshakes.get(name)
+        if other is not None:
+            preferred = initiated == (self.node.name < name)
+            if other.committed or other.initiated == initiated or not preferred:
+                return None
+            assert other.scope is not None
+            other.scope.cancel()  # ours is the one both sides keep
+        handle = _Handshake(name, initiated, scope)
+        self._handshakes[name] = handle
+        return handle
+
+    def _release(self, handle: _Handshake | None) -> None:
+        if handle is not None and self._handshakes.get(handle.name) is handle:
+            del self._handshakes[handle.name]
+
+    def _maybe_fail(self, name: str | None) -> None:
+        """Fail what waits for ``name`` if no connection to it is up or under way."""
+        if (
+            name is not None
+            and name in self._connecting
+            and name not in self.peers
+            and name not in self._handshakes
+            and not self._hellos.get(name)
+        ):
+            self._connect_failed(name)
+
+    def _session(self, initiator: bool) -> wire.Session:
         return wire.Session(
             initiator=initiator,
             name=self.node.name,
             creation=self.node.creation,
             cookie=self.cookie,
             max_frame_size=self.max_frame_size,
-            expected_peer=expected_peer,
         )
 
     async def _accept(self, stream: trio.abc.Stream) -> None:
         session = self._session(initiator=False)
+        hello: str | None = None
+        handle: _Handshake | None = None
+        ok = False
+        duplicate = False
+
+        def observe(event: Any) -> str | None:
+            nonlocal hello, handle
+            if isinstance(event, wire.Hello):
+                problem = certificate_problem(stream, event.node)
+                if problem is not None:
+                    return f"{event.node}: {problem}"
+                hello = event.node
+                self._hellos[hello] = self._hellos.get(hello, 0) + 1
+                return None
+            if isinstance(event, wire.Connected):
+                handle = self._claim(event.peer_name, False, None)
+                if handle is None:
+                    nonlocal duplicate
+                    duplicate = True
+                    return wire.SIMULTANEOUS
+            return None
+
         try:
             with trio.fail_after(self.handshake_timeout):
-                peer_name, peer_creation = await session.handshake(stream)
-        except trio.TooSlowError:
-            logger.warning("handshake timed out on an incoming connection")
+                peer_name, peer_creation = await session.handshake(stream, observe)
+            ok = True
+        except BaseException as exc:
+            self._release(handle)
+            if isinstance(exc, trio.TooSlowError):
+                logger.warning(
+                    "handshake timed out after %s s on an incoming connection from %s",
+                    self.handshake_timeout,
+                    hello or "an unknown peer",
+                )
+            elif duplicate:
+                logger.info("refused a second connection from %s: %s", hello, exc)
+            elif isinstance(exc, wire.ProtocolError):
+                logger.warning("refused an incoming connection (%s): %s", hello or "no name", exc)
+            elif isinstance(exc, trio.BrokenResourceError | trio.ClosedResourceError | OSError):
+                logger.warning("incoming connection failed during the handshake: %r", exc)
+            else:
+                raise
             return
-        except wire.ProtocolError as exc:
-            logger.warning("refused an incoming connection: %s", exc)
-            return
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            logger.info("incoming connection failed during the handshake: %r", exc)
-            return
-        await self._run_peer(session, stream, peer_name, peer_creation, False, None)
+        finally:
+            if hello is not None:
+                left = self._hellos[hello] - 1
+                if left:
+                    self._hellos[hello] = left
+                else:
+                    del self._hellos[hello]
+            if not ok:
+                self._maybe_fail(hello)
+        await self._run_peer(session, stream, peer_name, peer_creation, False, None, handle)
 
-    def _start_connect(self, name: str | None, address: str) -> None:
-        if self._nursery is None or self.closed:
+    def _start_connect(self, name: str, address: str | None, *, queue: bool = True) -> None:
+        """Connect to ``name`` in the background; with ``queue``, signals wait for it."""
+        if self._nursery is None or self.closed or name in self.peers:
             return
-        if name is not None:
-            if name in self.peers or name in self._connecting:
-                return
+        if queue and name not in self._connecting:
             self._connecting[name] = _Connecting()
-        self._nursery.start_soon(self._connect, name, address)
+        if address is None or name in self._handshakes:
+            return  # the handshake under way will do
+        scope = trio.CancelScope()
+        handle = self._claim(name, True, scope)
+        if handle is not None:
+            self._nursery.start_soon(self._connect, name, address, handle)
 
-    async def _connect(self, name: str | None, address: str) -> str | None:
-        """Connect to ``address``; return the peer's name once it is up, or None."""
-        session = self._session(initiator=True, expected_peer=name)
-        peer_host = name.partition("@")[2] if name else None
-        try:
-            with trio.fail_after(self.handshake_timeout):
-                stream = await self.transport.connect(address, peer_host)
-                try:
-                    peer_name, peer_creation = await session.handshake(stream)
-                except BaseException:
-                    await trio.aclose_forcefully(stream)
-                    raise
-        except (OSError, trio.TooSlowError, trio.BrokenResourceError, wire.ProtocolError) as exc:
-            logger.info("could not connect to %s (%s): %s", name or address, address, exc)
-            if name is not None:
-                self._connect_failed(name)
+    async def _connect(
+        self, name: str | None, address: str, handle: _Handshake | None
+    ) -> str | None:
+        """Dial ``address`` (where ``name`` listens, if known); return the peer's name once it is up.
+
+        Returns None if the connection failed, or the name of the node found
+        there if it was already connected (or getting connected).
+        """
+        session = self._session(initiator=True)
+        scope = handle.scope if handle is not None else trio.CancelScope()
+        assert scope is not None
+        found: str | None = name
+        mismatch = duplicate = False
+
+        def observe(event: Any) -> str | None:
+            nonlocal handle, found
+            if isinstance(event, wire.Challenge):
+                found = event.node
+                if name is not None and event.node != name:
+                    nonlocal mismatch
+                    mismatch = True
+                    return f"{address} is {event.node}, not {name}"
+                problem = certificate_problem(stream, event.node) if stream is not None else None
+                if problem is not None:
+                    return f"{event.node} at {address}: {problem}"
+                if handle is None:
+                    handle = self._claim(event.node, True, scope)
+                    if handle is None:
+                        nonlocal duplicate
+                        duplicate = True
+                        return "already connected"
+            elif isinstance(event, wire.Connected) and handle is not None:
+                handle.committed = True
             return None
-        if name is not None and peer_name != name:
-            logger.warning("%s answered as %s, not %s", address, peer_name, name)
-            await trio.aclose_forcefully(stream)
-            self._connect_failed(name)
+
+        stream: trio.abc.Stream | None = None
+        failure: BaseException | None = None
+        peer_name = ""
+        peer_creation = 0
+        with scope:
+            try:
+                with trio.fail_after(self.handshake_timeout):
+                    stream = await self.transport.connect(
+                        address, name.partition("@")[2] if name else None
+                    )
+                    peer_name, peer_creation = await session.handshake(stream, observe)
+            except (
+                OSError,
+                trio.TooSlowError,
+                trio.BrokenResourceError,
+                trio.ClosedResourceError,
+                wire.ProtocolError,
+                ValueError,
+            ) as exc:
+                failure = exc
+        if failure is not None or scope.cancelled_caught:
+            if stream is not None:
+                await trio.aclose_forcefully(stream)
+            self._release(handle)
+            if mismatch:
+                assert name is not None
+                logger.warning("could not connect to %s: %s", name, failure)
+                self._forget(name, address)  # another node listens there now
+                self._maybe_fail(name)
+                return None
+            if duplicate:
+                await self._wait_other(found)
+                return found if found in self.peers else None
+            if isinstance(failure, wire.RefusedError) and failure.reason == wire.SIMULTANEOUS:
+                # The peer keeps the connection it is making to this node.
+                logger.info("%s answered %s: waiting for its own connection", found, failure.reason)
+                await self._wait_other(found)
+                return found if found in self.peers else None
+            if isinstance(failure, wire.HandshakeAborted):
+                logger.warning("could not connect to %s: %s", found or address, failure)
+            elif failure is not None:
+                logger.info("could not connect to %s (%s): %s", found or address, address, failure)
+            self._maybe_fail(found)
             return None
+        assert stream is not None
         assert self._nursery is not None
         up: str | None = await self._nursery.start(
-            self._run_peer, session, stream, peer_name, peer_creation, True, address
+            self._run_peer, session, stream, peer_name, peer_creation, True, address, handle
         )
         return up
+
+    async def _wait_other(self, name: str | None) -> None:
+        """Wait (a while) for another connection to ``name`` that is under way."""
+        if name is None:
+            return
+        connecting = self._connecting.get(name)
+        if connecting is None and name not in self.peers:
+            connecting = self._connecting[name] = _Connecting()
+        if connecting is not None:
+            with trio.move_on_after(self.handshake_timeout):
+                await connecting.done.wait()
+        self._maybe_fail(name)
 
     def _connect_failed(self, name: str) -> None:
         connecting = self._connecting.pop(name, None)
@@ -349,42 +574,35 @@ class Distribution(Router):
         creation: int,
         initiated: bool,
         address: str | None,
+        handle: _Handshake | None,
         *,
         task_status: Any = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        if name == self.node.name:
-            logger.warning("refusing a connection to this node itself (%s)", address or "incoming")
+        self._release(handle)
+        if name == self.node.name or self.closed:
             await trio.aclose_forcefully(stream)
             task_status.started(None)
             return
-        existing = self.peers.get(name)
-        replacing = existing is not None and existing.creation == creation
-        if replacing and initiated != (self.node.name < name):
-            # Simultaneous connections: both sides keep the one initiated by
-            # the node whose name sorts first; this one is the other.
-            await trio.aclose_forcefully(stream)
-            task_status.started(name)
-            return
         peer = Peer(self, session, stream, name, creation, initiated)
-        peer.address = address or self.addresses.get(name)
         if address is not None:
-            self.addresses[name] = address
-        self.peers[name] = peer
+            self._remember(name, address)
+        peer.address = self.addresses.get(name)
+        existing = self.peers.pop(name, None)
         if existing is not None:
-            if replacing:
-                existing.close("replaced")
-            else:  # the node restarted: its old incarnation is gone
-                self._node_down(existing, "connection_closed")
-                existing.close("connection_closed")
-        if not replacing:
-            self._node_up(peer)
+            # The peer started a new connection: it restarted (a new creation),
+            # or it lost the old connection before this node noticed.
+            self._node_down(existing, "connection_closed")
+            existing.close("connection_closed")
+        self.peers[name] = peer
+        self._node_up(peer)
         connecting = self._connecting.pop(name, None)
         if connecting is not None:
             for event, control in connecting.queue:
                 try:
                     peer.emit(event, control=control)
-                except (TypeError, DistributionBusyError):
-                    pass
+                except (TypeError, ValueError, DistributionBusyError) as exc:
+                    logger.warning("dropped a signal queued for %s: %r", name, exc)
+                    self._undeliverable(name, event)
             connecting.done.set()
         task_status.started(name)
         try:
@@ -400,19 +618,37 @@ class Distribution(Router):
 
     def _node_up(self, peer: Peer) -> None:
         logger.info("node %s up", peer.name)
-        gossip = [(self.node.name, self.listen_address)]
-        gossip += [(n, a) for n, a in self.addresses.items() if n != peer.name and n in self.peers]
-        peer.emit(wire.gossip(gossip), control=True)
-        for other in self.peers.values():
-            if other is not peer and peer.address is not None:
-                other.emit(wire.gossip([(peer.name, peer.address)]), control=True)
-        for pid in list(self._subscribers):
+        known = [(self.node.name, self.listen_address)]
+        known += [(n, a) for n, a in self.addresses.items() if n != peer.name and n in self.peers]
+        self._gossip(peer, known)
+        if peer.address is not None:
+            for other in self.peers.values():
+                if other is not peer:
+                    self._gossip(other, [(peer.name, peer.address)])
+        for pid in self._live(self._subscribers):
             self.node.remote_send(pid, NodeUp(peer.name))
+
+    def _gossip(self, peer: Peer, entries: list[tuple[str, str | None]]) -> None:
+        try:
+            peer.emit(wire.gossip(entries), control=True)
+        except (wire.ProtocolError, TypeError, ValueError) as exc:  # a peer without gossip
+            logger.info("no gossip to %s: %s", peer.name, exc)
+
+    def _live(self, pids: dict[Pid, bool]) -> list[Pid]:
+        """The subscribers still alive; the others are forgotten."""
+        node = self.node
+        alive = []
+        for pid in list(pids):
+            if node.lookup(pid) is None:
+                del pids[pid]
+            else:
+                alive.append(pid)
+        return alive
 
     def _node_down(self, peer: Peer, reason: Any) -> None:
         logger.info("node %s down: %r", peer.name, reason)
         self.node.node_down(peer.name)
-        for pid in list(self._subscribers):
+        for pid in self._live(self._subscribers):
             self.node.remote_send(pid, NodeDown(peer.name, reason))
         self._notify_watchers(peer.name, reason)
 
@@ -420,14 +656,14 @@ class Distribution(Router):
         for pid in self._node_watchers.pop(name, []):
             self.node.remote_send(pid, NodeDown(name, reason))
 
-    def learn(self, entries: list[tuple[str, str]]) -> None:
+    def learn(self, entries: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -> None:
         """Gossip: remember node addresses and connect to the nodes not yet connected."""
         for name, address in entries:
             if name == self.node.name or not isinstance(address, str):
                 continue
-            self.addresses[name] = address
+            self._remember(name, address)
             if self.connect_all and name not in self.peers:
-                self._start_connect(name, address)
+                self._start_connect(name, address, queue=False)
 
     # -- the API behind beamlet.cluster ------------------------------------------------
 
@@ -435,23 +671,34 @@ class Distribution(Router):
         return sorted(self.peers)
 
     async def connect(self, target: str) -> bool:
-        """Connect to a node name (whose address is known) or a ``host:port`` address."""
+        """Connect to a node name (whose address is known) or a ``host:port`` address.
+
+        Cancellation:
+            The caller stops waiting; the connection may still come up.
+        """
         if "@" not in target:
             split_address(target)
-            if any(peer.address == target for peer in self.peers.values()):
-                return True
-            return await self._connect(None, target) is not None
+            name = self._names.get(target)
+            if name is None or target == self.listen_address:
+                if target == self.listen_address:
+                    return True
+                return await self._connect(None, target, None) is not None
+            target = name
         if target == self.node.name or target in self.peers:
             return True
-        connecting = self._connecting.get(target)
-        if connecting is not None:
-            await connecting.done.wait()
-            return target in self.peers
-        address = self.addresses.get(target)
-        if address is None or self.closed:
+        if self.closed:
             return False
-        self._connecting[target] = _Connecting()
-        return await self._connect(target, address) is not None
+        connecting = self._connecting.get(target)
+        if connecting is None:
+            address = self.addresses.get(target)
+            if address is None and target not in self._handshakes:
+                return False
+            self._start_connect(target, address)
+            connecting = self._connecting.get(target)
+            if connecting is None:
+                return target in self.peers
+        await connecting.done.wait()
+        return target in self.peers
 
     def disconnect(self, name: str) -> bool:
         peer = self.peers.get(name)
@@ -469,11 +716,14 @@ class Distribution(Router):
         return previous
 
     def monitor_node(self, pid: Pid, name: str) -> None:
+        watchers = self._node_watchers.get(name)
+        if watchers:  # forget those that died
+            watchers[:] = [w for w in watchers if self.node.lookup(w) is not None]
         if name in self.peers:
             self._node_watchers.setdefault(name, []).append(pid)
             return
         address = self.addresses.get(name)
-        if address is None or self.closed:
+        if self.closed or (address is None and name not in self._handshakes):
             self.node.remote_send(pid, NodeDown(name, "connection_setup_failed"))
             return
         self._node_watchers.setdefault(name, []).append(pid)
@@ -483,6 +733,9 @@ class Distribution(Router):
         self.closed = True
         for peer in list(self.peers.values()):
             peer.close("shutdown")
+        for handle in list(self._handshakes.values()):
+            if handle.scope is not None:
+                handle.scope.cancel()
 
     # -- Router: outgoing signals ------------------------------------------------------
 
@@ -493,8 +746,10 @@ class Distribution(Router):
             return True
         connecting = self._connecting.get(node)
         if connecting is None:
+            if self.closed:
+                return False
             address = self.addresses.get(node)
-            if address is None or self.closed:
+            if address is None and node not in self._handshakes:
                 return False
             self._start_connect(node, address)
             connecting = self._connecting.get(node)

@@ -6,6 +6,7 @@ Trio streams to the distribution layer, which runs the wire protocol over them.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
@@ -21,6 +22,7 @@ __all__ = [
     "TCPTransport",
     "TLSConfig",
     "Transport",
+    "certificate_problem",
     "split_address",
 ]
 
@@ -86,6 +88,55 @@ class TLSConfig:
         client.load_cert_chain(certfile, keyfile)
         client.minimum_version = ssl.TLSVersion.TLSv1_2
         return cls(server=server, client=client)
+
+
+def _host_matches(pattern: str, host: str) -> bool:
+    pattern, host = pattern.lower().rstrip("."), host.lower().rstrip(".")
+    if pattern == host:
+        return True
+    # A wildcard stands for the whole leftmost label only: *.example.org
+    if pattern.startswith("*.") and "*" not in pattern[2:]:
+        label, _, rest = host.partition(".")
+        return bool(label) and rest == pattern[2:]
+    return False
+
+
+def certificate_problem(stream: trio.abc.Stream, node: str) -> str | None:
+    """Check that the peer on a TLS ``stream`` has a certificate for the host of ``node``.
+
+    The node name is what the peer claims in the handshake; the certificate
+    is what the cluster's CA vouches for. Pinning one to the other keeps a
+    node with a valid certificate for one host from posing as a node of
+    another host. Plain streams, and TLS peers that were not asked for a
+    certificate (``mutual=False``), are not checked.
+
+    Returns:
+        None if the certificate names the host, else what is wrong.
+    """
+    if not isinstance(stream, trio.SSLStream):
+        return None
+    cert = stream.getpeercert()
+    if not cert:
+        return None
+    host = node.partition("@")[2]
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        ip = None
+    names = cert.get("subjectAltName", ())
+    for kind, value in names:
+        if ip is not None and kind == "IP Address":
+            try:
+                if ipaddress.ip_address(value.strip()) == ip:
+                    return None
+            except ValueError:
+                continue
+        elif ip is None and kind == "DNS" and _host_matches(value, host):
+            return None
+    shown = ", ".join(f"{kind}:{value}" for kind, value in names) or "no subjectAltName"
+    return f"its certificate is not for {host} ({shown})"
 
 
 class Transport:
@@ -188,7 +239,9 @@ class MemoryNetwork:
     def is_blocked(self, host_a: str, host_b: str) -> bool:
         return frozenset((host_a, host_b)) in self._blocked
 
-    def set_delay(self, seconds: float, host_a: str | None = None, host_b: str | None = None) -> None:
+    def set_delay(
+        self, seconds: float, host_a: str | None = None, host_b: str | None = None
+    ) -> None:
         """Delay bytes between two hosts (or between all hosts when none are given)."""
         key = None if host_a is None or host_b is None else frozenset((host_a, host_b))
         if seconds:

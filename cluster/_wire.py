@@ -10,23 +10,26 @@ group notifications) with the codec, so they cross between nodes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import trio
-
 from beamlet.actors import Pid, Ref
 from beamlet.actors._gen_server import Call, Cast, From, StopRequest
 
 from ._auth import Role
+from ._codec import encode
 from ._connection import NEED_DATA, Connection
 from ._cookie import Cookie
 from ._errors import ProtocolError, RemoteProtocolError
 from ._events import (
+    Challenge,
     Connected,
     ConnectionClosed,
     Demonitor,
     Exit,
     Exit2,
+    Hello,
     Link,
     Monitor,
     MonitorExit,
@@ -37,11 +40,45 @@ from ._events import (
     Tick,
     Unlink,
 )
+from ._frames import encode_handshake
 from ._messages import NodeDown, NodeUp
-from ._codec import encode
 from ._registry import default_registry
 
-__all__ = ["ProtocolError", "Session", "check_encodable", "kind"]
+__all__ = [
+    "SIMULTANEOUS",
+    "HandshakeAborted",
+    "Observer",
+    "ProtocolError",
+    "RefusedError",
+    "Session",
+    "check_encodable",
+    "kind",
+]
+
+#: The ``Refused`` reason of an acceptor that keeps another connection to the
+#: same node (both nodes dialled each other at once, or the initiator was late).
+SIMULTANEOUS = "simultaneous connection"
+
+#: Watches a handshake: called with ``Hello`` (acceptor), ``Challenge``
+#: (initiator) and ``Connected`` (both), before this side answers. It returns
+#: None to go on, or the reason to give the handshake up.
+Observer = Callable[[Any], "str | None"]
+
+
+class HandshakeAborted(ProtocolError):
+    """This node gave a handshake up (its observer said so); nothing is wrong with the peer."""
+
+
+class RefusedError(RemoteProtocolError):
+    """The acceptor refused the connection.
+
+    Attributes:
+        reason: the reason it gave (``SIMULTANEOUS``, ``"bad cookie"``, ...).
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the peer refused the connection: {reason}")
+        self.reason = reason
 
 
 def _from_fields(fields: Any) -> From:
@@ -105,13 +142,27 @@ class Session:
             expected_peer=expected_peer,
         )
 
-    async def handshake(self, stream: trio.abc.Stream) -> tuple[str, int]:
+    async def handshake(
+        self, stream: trio.abc.Stream, observe: Observer | None = None
+    ) -> tuple[str, int]:
         """Authenticate both sides; return the peer's name and creation.
 
+        Args:
+            stream: the connection's stream.
+            observe: called with ``Hello`` (on the acceptor), ``Challenge`` (on
+                the initiator) and ``Connected`` (on both) before this side
+                answers; if it returns a reason, the handshake is given up: the
+                acceptor answers ``Refused(reason)`` instead of its proof, the
+                initiator sends nothing more.
+
         Raises:
-            ProtocolError: the peer refused us, failed to prove the cookie, or
-                broke the protocol.
+            HandshakeAborted: ``observe`` gave the handshake up.
+            RefusedError: the peer refused us.
+            ProtocolError: the peer failed to prove the cookie, or broke the protocol.
             trio.BrokenResourceError: the stream failed.
+
+        Cancellation:
+            The handshake is abandoned; the caller closes the stream.
         """
         conn = self.conn
         if self.initiator:
@@ -125,17 +176,25 @@ class Session:
                     with trio.move_on_after(1):
                         await stream.send_all(answer)
                 raise
+            kind = type(event)
+            if observe is not None and kind in (Hello, Challenge, Connected):
+                reason = observe(event)
+                if reason is not None:
+                    conn.data_to_send()  # our answer (a challenge or a proof) stays unsent
+                    if not self.initiator:
+                        with trio.move_on_after(1):
+                            await stream.send_all(encode_handshake(Refused(reason)))
+                    raise HandshakeAborted(reason)
             answer = conn.data_to_send()
             if answer:
                 await stream.send_all(answer)
             if event is NEED_DATA:
                 conn.receive_data(await stream.receive_some(65536))
                 continue
-            kind = type(event)
             if kind is Connected:
                 return event.peer_name, event.peer_creation  # type: ignore[union-attr]
             if kind is Refused:
-                raise RemoteProtocolError(f"the peer refused the connection: {event.reason}")  # type: ignore[union-attr]
+                raise RefusedError(event.reason)  # type: ignore[union-attr]
             if kind is ConnectionClosed:
                 raise RemoteProtocolError("the peer closed the connection during the handshake")
 

@@ -91,10 +91,12 @@ def _server_name(scope: str) -> str:
 
 def _state(scope: str, node: Node | None = None) -> GroupsState:
     node = node if node is not None else current_node()
-    state = node.services.get(_server_name(scope))
-    if state is None:
+    entry = node.services.get(_server_name(scope))
+    # The table lives as long as its scope process: a killed scope (which runs
+    # no terminate) takes its table with it, as an ETS table goes with its owner.
+    if entry is None or node.lookup(entry[0]) is None:
         raise ScopeNotStartedError(f"the pg scope {scope!r} is not running on {node.name}")
-    assert isinstance(state, GroupsState)
+    state: GroupsState = entry[1]
     return state
 
 
@@ -107,9 +109,11 @@ class _Scope(GenServer):
         self.name = _server_name(scope)
         self.node = proc.node
         self.state = GroupsState()
-        self.node.services[self.name] = self.state
+        self.entry = (proc.pid, self.state)
+        self.node.services[self.name] = self.entry
         self.watched: dict[Pid, Ref] = {}  # local member -> monitor
         self.peers: dict[str, Pid] = {}  # node -> that node's scope process
+        self.peer_monitors: dict[Ref, Pid] = {}  # monitor -> a peer scope process
         self.monitors: dict[Ref, tuple[Pid, Any]] = {}  # group monitors
         self.watchers: dict[Ref, Ref] = {}  # process monitor of a watcher -> group monitor
         dist = distribution(self.node)
@@ -118,8 +122,18 @@ class _Scope(GenServer):
             send((self.name, node), ("discover", proc.pid))
 
     async def terminate(self, reason: Any) -> None:
-        if self.node.services.get(self.name) is self.state:
+        if self.node.services.get(self.name) is self.entry:
             del self.node.services[self.name]
+
+    def _add_peer(self, peer: Pid) -> None:
+        """Remember the scope process of another node, and watch it."""
+        old = self.peers.get(peer.node)
+        if old == peer:
+            return
+        self.peers[peer.node] = peer
+        self.peer_monitors[monitor_process(peer)] = peer
+        if old is not None:  # that node's scope restarted: its old members are gone
+            self._publish(self.state.drop_node(peer.node), tell_peers=False)
 
     def _publish(self, changes: list[Change], *, tell_peers: bool) -> None:
         me = self_pid()
@@ -171,13 +185,13 @@ class _Scope(GenServer):
                 peer = msg[1]
                 send(peer, ("sync", self_pid(), self.state.local_snapshot()))
                 if self.peers.get(peer.node) != peer:
-                    self.peers[peer.node] = peer
+                    self._add_peer(peer)
                     send(peer, ("discover", self_pid()))
                 return
             if kind == "sync" and len(msg) == 3 and isinstance(msg[1], Pid):
                 peer, groups = msg[1], msg[2]
-                if isinstance(groups, dict):
-                    self.peers[peer.node] = peer
+                if isinstance(groups, dict) and self.node.is_remote(peer.node):
+                    self._add_peer(peer)
                     self._publish(self.state.sync(peer.node, groups), tell_peers=False)
                 return
             if kind in ("join", "leave") and len(msg) == 4 and isinstance(msg[1], Pid):
@@ -204,6 +218,12 @@ class _Scope(GenServer):
             return
         if isinstance(msg, Down) and msg.ref in self.watchers:
             self.monitors.pop(self.watchers.pop(msg.ref), None)
+            return
+        if isinstance(msg, Down) and msg.ref in self.peer_monitors:
+            peer = self.peer_monitors.pop(msg.ref)
+            if self.peers.get(peer.node) == peer:  # that node's scope is gone
+                del self.peers[peer.node]
+                self._publish(self.state.drop_node(peer.node), tell_peers=False)
             return
         await super().handle_info(msg)
 

@@ -22,18 +22,24 @@ in virtual time: the whole cluster is deterministic and fast.
 - ``crash("b")``: node b stops at once, as after SIGKILL: its peers see the
   connections close.
 - ``restart("b")``: b starts again, with a new creation, on the same address.
+- ``add("d", seeds=["a"])``: a new node joins the running cluster.
 - ``delay(seconds, "a", "b")``: bytes between a and b (or everywhere) arrive late.
+
+Every node listens on port ``SIMULATION_PORT`` of its own host (``"a:4370"``),
+so that a discovery strategy that knows one port (``DNSPoll``) works as on a
+real network. By default every node has all the others as seeds; ``seeds``
+narrows that, to test how a node that knows one member finds the rest.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import trio
-
-from beamlet.actors import Node, open_node as open_local_node
+from beamlet.actors import Node
+from beamlet.actors import open_node as open_local_node
 
 from ._api import start_distribution
 from ._distribution import Distribution
@@ -46,11 +52,17 @@ T = TypeVar("T")
 #: The cookie every simulated node uses unless told otherwise.
 SIMULATION_COOKIE = "beamlet-simulation-cookie"
 
+#: The port every simulated node listens on, each on its own host.
+SIMULATION_PORT = 4370
+
 
 class _SimNode:
-    def __init__(self, short: str) -> None:
+    def __init__(self, short: str, seeds: list[str] | None = None) -> None:
+        if not isinstance(short, str) or not short or "@" in short or ":" in short:
+            raise ValueError(f"a simulated node has a short name like 'a', not {short!r}")
         self.short = short
         self.name = f"{short}@{short}"
+        self.seeds = seeds  # short names; None: every other node
         self.node: Node | None = None
         self.scope: trio.CancelScope | None = None
         self.address: str | None = None
@@ -60,12 +72,22 @@ class _SimNode:
 class SimulatedCluster:
     """A running simulated cluster; ``simulated_cluster`` yields one."""
 
-    def __init__(self, names: Iterable[str], options: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        names: Iterable[str],
+        options: dict[str, Any],
+        seeds: Mapping[str, Iterable[str]] | None = None,
+    ) -> None:
         self.network = MemoryNetwork()
         self._options = options
-        self._nodes = {short: _SimNode(short) for short in names}
+        seeds = seeds or {}
+        self._nodes = {
+            short: _SimNode(short, list(seeds[short]) if short in seeds else None)
+            for short in names
+        }
+        if len(self._nodes) == 0:
+            raise ValueError("a simulated cluster needs at least one node")
         self._nursery: trio.Nursery | None = None
-        self._ports = {short: 41000 + index for index, short in enumerate(self._nodes)}
 
     # -- access ---------------------------------------------------------------------
 
@@ -89,6 +111,14 @@ class SimulatedCluster:
         """The nodes ``short`` is connected to."""
         return self.distribution(short).nodes()
 
+    def address(self, short: str) -> str:
+        """The listen address of node ``short`` (``"a:4370"``)."""
+        return f"{short}:{SIMULATION_PORT}"
+
+    def running(self) -> list[str]:
+        """The short names of the nodes that are running."""
+        return [sim.short for sim in self._nodes.values() if sim.node is not None]
+
     def _sim(self, short: str) -> _SimNode:
         try:
             return self._nodes[short]
@@ -106,7 +136,10 @@ class SimulatedCluster:
     # -- lifecycle ------------------------------------------------------------------
 
     async def start(self, short: str) -> None:
-        """Start node ``short`` (again, after ``crash``) and wait until it listens."""
+        """Start node ``short`` (again, after ``crash``) and wait until it listens.
+
+        It connects to its seeds in the background; see ``wait_connected``.
+        """
         sim = self._sim(short)
         if sim.node is not None:
             raise RuntimeError(f"node {short} is already running")
@@ -114,10 +147,27 @@ class SimulatedCluster:
         sim.stopped = trio.Event()
         await self._nursery.start(self._node_main, sim)
 
-    async def _node_main(self, sim: _SimNode, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    async def add(self, short: str, *, seeds: Iterable[str] | None = None) -> None:
+        """Start a new node ``short`` in the running cluster.
+
+        Args:
+            short: its short name (node ``"d"`` is ``"d@d"``).
+            seeds: the short names of the nodes it knows (default: all).
+        """
+        if short in self._nodes:
+            raise ValueError(f"the cluster already has a node {short!r}")
+        self._nodes[short] = _SimNode(short, list(seeds) if seeds is not None else None)
+        await self.start(short)
+
+    async def _node_main(
+        self, sim: _SimNode, *, task_status: Any = trio.TASK_STATUS_IGNORED
+    ) -> None:
         options = dict(self._options)
         options.setdefault("cookie", SIMULATION_COOKIE)
-        seeds = [f"{other.short}:{self._ports[other.short]}" for other in self._nodes.values() if other is not sim]
+        if sim.seeds is None:
+            seeds = [self.address(o.short) for o in self._nodes.values() if o is not sim]
+        else:
+            seeds = [self.address(short) for short in sim.seeds]
         try:
             with trio.CancelScope() as scope:
                 sim.scope = scope
@@ -125,7 +175,7 @@ class SimulatedCluster:
                     dist = await start_distribution(
                         sim.name,
                         node=node,
-                        port=self._ports[sim.short],
+                        port=SIMULATION_PORT,
                         seeds=tuple(seeds),
                         transport=self.network.transport(sim.short),
                         **options,
@@ -180,7 +230,9 @@ class SimulatedCluster:
         """Delay bytes between ``a`` and ``b`` (or everywhere) by ``seconds``; 0 ends it."""
         self.network.set_delay(seconds, a, b)
 
-    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 60.0, poll: float = 0.01) -> None:
+    async def wait_until(
+        self, predicate: Callable[[], bool], timeout: float = 60.0, poll: float = 0.01
+    ) -> None:
         """Poll ``predicate`` until it is true (in virtual time under ``MockClock``).
 
         Raises:
@@ -214,6 +266,7 @@ async def simulated_cluster(
     connect: bool = True,
     ticktime: float = 4.0,
     seed_interval: float = 1.0,
+    seeds: Mapping[str, Iterable[str]] | None = None,
     **options: Any,
 ) -> AsyncIterator[SimulatedCluster]:
     """Run a cluster of nodes named ``names`` in this ``trio.run``.
@@ -223,13 +276,15 @@ async def simulated_cluster(
         connect: wait until the nodes form a full mesh before yielding.
         ticktime: seconds of silence before a peer is declared down.
         seed_interval: seconds between reconnection attempts to the seeds.
+        seeds: for some nodes, the short names of their seeds (``{"c": ["b"]}``);
+            a node not listed has every other node as a seed.
         **options: more options for ``start_distribution`` (``cookie``, ``busy_limit``...).
 
     Yields:
         The ``SimulatedCluster``.
     """
     sim = SimulatedCluster(
-        list(names), {"ticktime": ticktime, "seed_interval": seed_interval, **options}
+        list(names), {"ticktime": ticktime, "seed_interval": seed_interval, **options}, seeds
     )
     async with trio.open_nursery() as nursery:
         sim._nursery = nursery
@@ -243,4 +298,4 @@ async def simulated_cluster(
             nursery.cancel_scope.cancel()
 
 
-__all__ += ["SIMULATION_COOKIE"]
+__all__ += ["SIMULATION_COOKIE", "SIMULATION_PORT"]

@@ -2,11 +2,7 @@
 
 Kept in one module so that each can be replaced by a public hook:
 
-- ``watch``: ``monitor`` answers ``Down(..., "noproc")`` at once for a process
-  that has been killed but whose task has not run its exit yet, while that
-  process still holds its registered name. A supervisor that took such a
-  ``Down`` at its word would restart the child before the name is free. The
-  watch waits for the real exit instead (reason included).
+- ``watch``: a monitor made on behalf of a given process.
 - ``adopt_task`` / ``send_task_result``: ``beamlet.actors.Task`` can only be
   built by ``async_task``; a task started by a ``TaskSupervisor`` needs the
   same reply alias and monitor for an existing pid.
@@ -17,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from beamlet.actors import Down, ExitSignal, Pid, ReceiveTimeoutError, Ref, Task, receive
+from beamlet.actors import ExitSignal, Pid, ReceiveTimeoutError, Ref, Task, receive
 from beamlet.actors._context import current_node, current_process
 from beamlet.actors._process import Process, Reply
 
@@ -34,26 +30,10 @@ __all__ = [
 def watch(proc: Process, pid: Pid) -> Ref:
     """Monitor ``pid`` from ``proc``: a ``Down(ref, pid, reason)`` arrives when it has exited.
 
-    Unlike a bare ``monitor``, a process that is already exiting is reported
-    with its real reason once its exit is complete (its name released).
+    A process that is already exiting is reported with its real reason once
+    its exit is complete (its name released).
     """
-    node = proc.node
-    target = node.lookup(pid)
-    if target is None or target.exit_reason is None:
-        return node.monitor(proc, pid)
-    ref = node.make_ref()
-    watcher = proc.pid
-
-    def exited(_target: Process, reason: Any, _result: Any) -> None:
-        live = node.lookup(watcher)
-        if live is not None:
-            live.deliver(Down(ref, pid, reason))
-
-    if target.hooks is None:
-        target.hooks = [exited]
-    else:
-        target.hooks.append(exited)
-    return ref
+    return proc.node.monitor(proc, pid)
 
 
 async def take_exits(pids: Collection[Pid]) -> dict[Pid, Any]:
