@@ -7,6 +7,7 @@ nodes to its ``router`` (see ``_router``). ``open_node`` and ``run`` create one.
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -15,6 +16,8 @@ from typing import Any, TypeVar
 
 import outcome
 import trio
+from outcome import Value
+from trio.lowlevel import Abort, current_task, reschedule, wait_task_rescheduled
 
 from ._context import _node, current_process_or_none
 from ._errors import Exit, NameTakenError, NoProcError, NoSuchNameError, NotInProcessError
@@ -28,6 +31,9 @@ from ._watchdog import Watchdog
 __all__ = ["LOCAL_NODE_NAME", "Node", "open_node", "run"]
 
 T = TypeVar("T")
+
+#: Worker tasks kept parked for future processes, per node.
+MAX_IDLE_WORKERS = 256
 
 #: The name of a node that is not distributed, as in Erlang.
 LOCAL_NODE_NAME = "nonode@nohost"
@@ -84,6 +90,7 @@ class Node:
         self.closed = False
         self._nursery = nursery
         self._procs: dict[int, Process] = {}
+        self._idle: list[trio.lowlevel.Task] = []  # parked worker tasks
         self._names: dict[str, Process] = {}
         self._next_id = Counter()
         self._next_ref = Counter()
@@ -226,7 +233,50 @@ class Node:
                 link_to.links = {pid}
             else:
                 link_to.links.add(pid)
-        self._nursery.start_soon(proc.main, name="beamlet.process")
+        idle = self._idle
+        if idle:
+            # Hand the process to a parked worker: no new task, no new scope.
+            # It runs in a copy of the spawner's context, as a new task would.
+            task = idle.pop()
+            task.context = contextvars.copy_context()
+            reschedule(task, Value(proc))
+        else:
+            self._nursery.start_soon(self._worker, proc, name="beamlet.process")
+        return proc
+
+    async def _worker(self, proc: Process | None) -> None:
+        """A task that runs processes one after another.
+
+        Each process runs inside the worker's cancel scope, which is cancelled
+        only to kill the process running in it; after that the worker opens a
+        new one. Between processes the worker parks in ``_idle`` (at most
+        ``MAX_IDLE_WORKERS`` of them), so that most spawns cost neither a new
+        Trio task nor a new cancel scope.
+        """
+        while proc is not None:
+            with trio.CancelScope() as scope:
+                while proc is not None:
+                    await proc.main(scope)
+                    if scope.cancel_called:
+                        break  # the process swallowed its kill; the scope is spent
+                    proc = await self._park()
+                else:
+                    return
+            proc = await self._park()
+
+    async def _park(self) -> Process | None:
+        """Wait, idle, for the next process to run; None means: exit."""
+        idle = self._idle
+        if self.closed or len(idle) >= MAX_IDLE_WORKERS:
+            return None
+        task = current_task()
+        idle.append(task)
+
+        def abort(_: object) -> Abort:
+            idle.remove(task)
+            return Abort.SUCCEEDED
+
+        proc: Process = await wait_task_rescheduled(abort)
         return proc
 
     async def run(self, fn: Callable[..., Awaitable[T]], *args: Any, **opts: Any) -> T:

@@ -145,21 +145,23 @@ class Process:
 
     # -- running ---------------------------------------------------------------
 
-    async def main(self) -> None:
-        """The body of the process's Trio task."""
+    async def main(self, scope: trio.CancelScope) -> None:
+        """Run the process's function in a node worker task, inside ``scope``.
+
+        ``scope`` belongs to the worker and is cancelled only to kill this
+        process; the ``Cancelled`` that kills it propagates to the worker.
+        """
         _process.set(self)
         reason: Any = "normal"
         result: Any = None
+        self._scope = scope
         try:
-            with trio.CancelScope() as scope:
-                self._scope = scope
-                if self.exit_reason is None:
-                    result = await self.fn(*self.args)
-                # else: killed before it ever ran; its code does not start.
+            if self.exit_reason is None:
+                result = await self.fn(*self.args)
+            # else: killed before it ever ran; its code does not start.
         except Exit as exc:
             reason = exc.reason
         except trio.Cancelled:
-            # Cancelled from outside our own scope: the node is shutting down.
             reason = "shutdown"
             raise
         except Exception as exc:
@@ -172,6 +174,15 @@ class Process:
             inner = _unwrap(exc)
             if isinstance(inner, Exit):
                 reason = inner.reason
+            elif isinstance(exc, BaseExceptionGroup):
+                # A nursery inside the process: keep the cancellation going,
+                # the rest is the crash.
+                cancelled, rest = exc.split(trio.Cancelled)
+                reason = _unwrap(rest) if rest is not None else "shutdown"
+                if cancelled is not None:
+                    raise cancelled from None
+                if self.exit_reason is None and isinstance(reason, Exception):
+                    self._crash_report(reason)
             else:
                 reason = exc
                 raise
@@ -219,7 +230,7 @@ class Process:
         waiting = self._waiting
         if waiting is not None:
             try:
-                hit = waiting(msg)
+                hit = waiting is _any or waiting(msg)
             except Exception as exc:
                 # The receiver's match is broken: queue the message and raise
                 # the error in the receiver, as a scan of the mailbox would.

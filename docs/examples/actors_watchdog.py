@@ -17,8 +17,8 @@ logging.getLogger("beamlet.watchdog").addHandler(Keep())
 
 
 async def number_cruncher():
-    # 0.2 s of computing without an await: nothing else runs meanwhile.
-    end = time.monotonic() + 0.2
+    # 0.5 s of computing without an await: nothing else runs meanwhile.
+    end = time.monotonic() + 0.5
     while time.monotonic() < end:
         pass
 
