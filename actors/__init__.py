@@ -65,6 +65,9 @@ from ._api import (
     whereis as whereis,
 )
 from ._errors import (
+    BusyError as BusyError,
+)
+from ._errors import (
     CallExitError as CallExitError,
 )
 from ._errors import (

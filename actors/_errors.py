@@ -7,6 +7,7 @@ from typing import Any
 import trio
 
 __all__ = [
+    "BusyError",
     "CallExitError",
     "CallTimeoutError",
     "Exit",
@@ -48,6 +49,11 @@ class NameTakenError(ValueError):
 
 class NoProcError(LookupError):
     """The process does not exist (``noproc``)."""
+
+
+class BusyError(RuntimeError):
+    """The destination cannot take the message now (e.g. its node's connection is
+    over its buffer limit); the message was not sent."""
 
 
 class ReceiveTimeoutError(trio.TooSlowError):

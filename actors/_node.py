@@ -20,7 +20,14 @@ from outcome import Value
 from trio.lowlevel import Abort, current_task, reschedule, wait_task_rescheduled
 
 from ._context import _node, current_process_or_none
-from ._errors import Exit, NameTakenError, NoProcError, NoSuchNameError, NotInProcessError
+from ._errors import (
+    BusyError,
+    Exit,
+    NameTakenError,
+    NoProcError,
+    NoSuchNameError,
+    NotInProcessError,
+)
 from ._ids import Counter, Pid, Ref, new_creation
 from ._messages import Down, ProcessInfo
 from ._process import Process
@@ -370,10 +377,11 @@ class Node:
             )
 
     def send_quietly(self, sender: Pid | None, dest: Any, msg: Any) -> None:
-        """``send`` for the runtime itself: an unregistered name drops the message."""
+        """``send`` that never fails on the destination: an unregistered name or a
+        busy connection drops the message (timers and ``cast`` use it)."""
         try:
             self.send(sender, dest, msg)
-        except NoSuchNameError:
+        except (NoSuchNameError, BusyError):
             pass
 
     def resolve(self, dest: Any) -> Pid | tuple[str, str] | None:
