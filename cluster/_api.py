@@ -9,14 +9,14 @@ from typing import Any, TypeVar
 
 import outcome
 import trio
-
-from beamlet.actors import Node, open_node as open_local_node, self_pid
+from beamlet.actors import Node, self_pid
+from beamlet.actors import open_node as open_local_node
 from beamlet.actors._context import current_node
 from beamlet.actors._node import LOCAL_NODE_NAME, check_async
 
 from ._cookie import Cookie, resolve_cookie
 from ._distribution import Distribution
-from ._transport import TCPTransport, TLSConfig, Transport
+from ._transport import TCPTransport, TLSConfig, Transport, split_address
 
 __all__ = [
     "NotDistributedError",
@@ -80,6 +80,7 @@ async def start_distribution(
     busy_limit: int = 1024 * 1024,
     seed_interval: float = 2.0,
     discovery: tuple[Any, ...] | list[Any] = (),
+    connect_all: bool = True,
     insecure: bool = False,
 ) -> Distribution:
     """Turn a running local node into a distributed node named ``name``.
@@ -103,6 +104,9 @@ async def start_distribution(
         busy_limit: unsent bytes per connection past which ``send`` raises.
         seed_interval: seconds between attempts to reach the seeds.
         discovery: discovery strategies, e.g. ``[DNSPoll("app.internal", 4370)]``.
+        connect_all: connect to every node that gossip reveals (a full mesh);
+            False keeps only the connections this node makes or accepts (Erlang's
+            ``-connect_all false``).
         insecure: allow a non-loopback listener without TLS.
 
     Returns:
@@ -114,6 +118,7 @@ async def start_distribution(
         raise RuntimeError(f"node {node.name} is already distributed")
     if not ticktime > 0 or not handshake_timeout > 0:
         raise ValueError("ticktime and handshake_timeout must be > 0 seconds")
+    _check_seeds(seeds)
     host = name.partition("@")[2]
     if transport is None:
         if tls is None and not insecure and not _is_loopback(host):
@@ -134,12 +139,20 @@ async def start_distribution(
         busy_limit=busy_limit,
         seed_interval=seed_interval,
         discovery=tuple(discovery),
+        connect_all=connect_all,
     )
     node.rename(name)
     node.router = dist
     await node.system_nursery.start(dist.run)
     await _start_services(node)
     return dist
+
+
+def _check_seeds(seeds: Any) -> None:
+    if isinstance(seeds, str):
+        raise TypeError(f"seeds is a list of 'host:port' addresses, not the str {seeds!r}")
+    for seed in seeds:
+        split_address(seed)  # a malformed seed fails here, not in the background
 
 
 def _is_loopback(host: str) -> bool:
@@ -162,7 +175,15 @@ async def open_node(
 
     Takes the options of ``start_distribution``. When the block ends, the
     node's processes are killed and its connections closed.
+
+    Raises:
+        ValueError: a bad node name or seed address.
+        CookieError: the cookie is too short or too regular, or its file is unsafe.
     """
+    # Checked before the node opens, so that they raise as themselves.
+    validate_node_name(name)
+    options["cookie"] = resolve_cookie(options.get("cookie"))
+    _check_seeds(options.get("seeds", ()))
     async with open_local_node(watchdog_threshold=watchdog_threshold) as node:
         dist = await start_distribution(name, node=node, **options)
         try:
@@ -171,7 +192,9 @@ async def open_node(
             dist.shutdown()
 
 
-def run(main: Callable[..., Awaitable[T]], *args: Any, name: str = "a@127.0.0.1", **options: Any) -> T:
+def run(
+    main: Callable[..., Awaitable[T]], *args: Any, name: str = "a@127.0.0.1", **options: Any
+) -> T:
     """Run ``main(*args)`` as the first process of a new distributed node; return its result.
 
     Takes the options of ``start_distribution`` (``cookie``, ``port``,

@@ -35,9 +35,11 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from typing import Final
+from typing import Any, Final
 
 from ._auth import AuthKey, Role, Transcript, new_nonce
+from beamlet.actors import Pid
+
 from ._codec import Codec
 from ._errors import LocalProtocolError, RemoteProtocolError, short_repr
 from ._events import (
@@ -51,6 +53,7 @@ from ._events import (
     NodesGossip,
     Proof,
     Refused,
+    Send,
     is_valid_node_name,
     validate_node_name,
 )
@@ -58,7 +61,9 @@ from ._frames import (
     DEFAULT_MAX_FRAME_SIZE,
     KINDS,
     MAX_HANDSHAKE_FRAME,
+    SEND,
     FrameReader,
+    SendCodec,
     decode_data,
     decode_handshake,
     encode_data,
@@ -154,6 +159,15 @@ _EVENT_TYPES = frozenset([*KINDS.values(), Connected, ConnectionClosed])
 # Reading an Enum member off its class is slow; the hot paths use these.
 _CONNECTED, _CLOSED, _ERROR = State.CONNECTED, State.CLOSED, State.ERROR
 
+#: How a ``Send`` body starts: a msgpack array of 3, then the kind.
+_SEND_HEAD = bytes([0x93, SEND])
+
+#: The frame kinds each role may receive once connected (from ``TRANSITIONS``).
+_CONNECTED_KINDS: dict[Role, frozenset[int]] = {
+    role: frozenset(k for k, t in KINDS.items() if t in _ALLOWED[role, _CONNECTED, "recv"])
+    for role in Role
+}
+
 
 def _check_int(name: str, value: object, low: int, high: int) -> int:
     if type(value) is not int or not low <= value <= high:
@@ -215,6 +229,7 @@ class Connection:
         self._expected_peer = expected_peer
         self._key = AuthKey(cookie)
         self._codec = Codec(registry, max_size=max_frame_size)
+        self._sends = SendCodec(self._codec)
         self._reader = FrameReader()
         self._out = bytearray()
         self._nonce = new_nonce()
@@ -293,6 +308,8 @@ class Connection:
         if new_state is None:
             raise LocalProtocolError(self._cannot_send(event))
         if new_state is _CONNECTED:
+            if t is Send:
+                return self._sends.encode(event.to_pid, event.msg)  # type: ignore[union-attr]
             if t is NodesGossip and not (self.flags or 0) & Capability.GOSSIP:
                 raise LocalProtocolError("the peer does not speak NodesGossip")
             return encode_data(event, self._codec)  # type: ignore[arg-type]
@@ -301,6 +318,18 @@ class Connection:
             self._set_state(new_state)
             return encode_handshake(event)  # type: ignore[arg-type]
         raise LocalProtocolError(self._cannot_send(event))
+
+    def send_message(self, to_pid: Pid, msg: Any) -> bytes:
+        """Return the bytes of ``Send(to_pid, msg)``: ``send`` without building the event.
+
+        Raises:
+            LocalProtocolError: not ``CONNECTED``.
+            TypeError: ``to_pid`` is not a ``Pid``, or ``msg`` holds an unencodable value.
+            ValueError: the frame would exceed ``max_frame_size`` or a codec limit.
+        """
+        if self._state is not _CONNECTED or type(to_pid) is not Pid:
+            return self.send(Send(to_pid, msg))  # raises the error
+        return self._sends.encode(to_pid, msg)
 
     def send_many(self, events: Iterable[Event]) -> bytes:
         """Return the bytes for several events, in order, in one buffer.
@@ -393,12 +422,66 @@ class Connection:
                     f"which is not allowed in state {state.name}"
                 )
             if state is _CONNECTED:
+                if body.startswith(_SEND_HEAD):
+                    event = self._sends.decode(body)
+                    if event is not None:
+                        return event
                 return decode_data(body, self._codec)
             return self._handshake(decode_handshake(body), new_state)
         except RemoteProtocolError as exc:
             self.failure = exc
             self._set_state(_ERROR)
             raise
+
+    def next_events(self) -> list[Event]:
+        """Return the events of every complete frame buffered (maybe none).
+
+        Once connected, this is ``next_event`` called until it returns
+        ``NEED_DATA``, in one go. During the handshake it returns at most one
+        event, as the answer to each must be sent before the next is read. A
+        ``ConnectionClosed`` comes last.
+
+        Raises:
+            RemoteProtocolError: as ``next_event``. Events of the frames before
+                a bad one are returned first; the next call raises.
+        """
+        if self._state is not _CONNECTED:
+            event = self.next_event()
+            return [] if event is NEED_DATA else [event]  # type: ignore[list-item]
+        allowed = _CONNECTED_KINDS[self.role]
+        codec = self._codec
+        decode_send = self._sends.decode
+        events: list[Event] = []
+        append = events.append
+        try:
+            for body in self._reader.frames(self.max_frame_size):
+                if body.startswith(_SEND_HEAD):
+                    event = decode_send(body)
+                    if event is not None:
+                        append(event)
+                        continue
+                kind = frame_kind(body)
+                if kind not in allowed:
+                    self._bad_kind(kind)
+                append(decode_data(body, codec))
+        except RemoteProtocolError as exc:
+            self.failure = exc
+            self._set_state(_ERROR)
+            if events:
+                return events
+            raise
+        if not events and self._eof:
+            return [self.next_event()]  # type: ignore[list-item]
+        return events
+
+    def _bad_kind(self, kind: int | None) -> None:
+        state = self._state.name
+        event_type = KINDS.get(kind) if kind is not None else None
+        if event_type is None:
+            raise RemoteProtocolError(f"the peer sent garbage (not a beamlet frame) in state {state}")
+        raise RemoteProtocolError(
+            f"the peer sent a {event_type.__name__} frame, which is not allowed in state {state}"
+        )
 
     def _on_eof(self) -> ConnectionClosed:
         if self._reader.buffered:

@@ -15,6 +15,8 @@ import secrets
 import stat
 from pathlib import Path
 
+from ._auth import AuthKey
+
 __all__ = ["MIN_COOKIE_BYTES", "Cookie", "CookieError", "default_cookie_path", "resolve_cookie"]
 
 #: Shortest cookie accepted: 16 bytes, i.e. at least 128 bits if it is random.
@@ -40,6 +42,10 @@ class Cookie:
                 f"the cookie must be at least {MIN_COOKIE_BYTES} bytes long "
                 f"(128 bits); this one has {len(secret)}"
             )
+        try:  # the handshake's own rules, checked now rather than at the first connection
+            AuthKey(secret)
+        except ValueError as exc:
+            raise CookieError(str(exc)) from None
         self._secret = secret
 
     @property

@@ -73,9 +73,9 @@ class DNSPoll:
         """Poll forever (until cancelled)."""
         while True:
             try:
-                ips = await self.resolver(self.query)
-            except OSError as exc:
-                logger.info("DNS discovery: cannot resolve %s: %s", self.query, exc)
+                ips = list(await self.resolver(self.query))
+            except Exception as exc:  # a resolver's failure must not stop the node
+                logger.warning("DNS discovery: cannot resolve %s: %r", self.query, exc)
                 ips = []
             for address in self.addresses(ips):
                 dist.connect_soon(address)  # skips this node and the nodes connected

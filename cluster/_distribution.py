@@ -8,6 +8,10 @@ protocol and dispatches the control messages to the node, a writer that sends
 everything queued since its last write in one ``send_all`` (frames are
 batched per connection; nothing awaits per message), and a ticker that keeps
 idle connections alive and declares a silent peer down after ``ticktime``.
+On a TCP connection (POSIX), a message sent while the connection is idle is
+written at once by the sender, and the reader waits for data before reading
+it: a request and its answer then cost one task switch per hop, not three
+(see ``Peer._queue``).
 
 Failure semantics (otp-semantics P29, D14, D15): when a connection is lost,
 every link across it delivers ``"noconnection"``, every monitor
@@ -16,25 +20,36 @@ every link across it delivers ``"noconnection"``, every monitor
 send to the node connects again. A node restarted under the same name has a
 new creation; pids of the old incarnation never reach it.
 
+Connection setup (D11, D12): two nodes that dial each other at once keep one
+connection, the one dialled by the node whose name sorts first, and decide so
+before either side uses it (see ``_claim``). A peer that connects while an
+older connection to it is still registered here (it restarted, or it lost
+the connection first) replaces it: ``NodeDown`` for the old one, then
+``NodeUp``.
+
 Backpressure: each connection's outgoing buffer is bounded by
-``busy_limit`` bytes. Past it, ``send`` to that node raises
-``DistributionBusyError`` in the sender: nothing is dropped silently and
-memory stays bounded. Exit, link and monitor signals are never refused.
+``busy_limit`` bytes, counting what is queued and what is being written.
+Past it, ``send`` to that node raises ``DistributionBusyError`` in the sender:
+nothing is dropped silently and memory stays bounded. Exit, link and monitor
+signals, and the replies to calls, are never refused.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
 from beamlet.actors import Pid, Ref
 from beamlet.actors._node import Node
+from beamlet.actors._process import Reply
 from beamlet.actors._router import Router
 
 from . import _wire as wire
 from ._cookie import Cookie
+from ._events import Send
 from ._messages import NodeDown, NodeUp
 from ._ticks import TickState
 from ._transport import Transport, certificate_problem, split_address
@@ -75,6 +90,21 @@ class Peer:
         self._scope = trio.CancelScope()
         self.ticks = TickState.start(dist.ticktime, trio.current_time())
         self.close_reason: Any = "connection_closed"
+        #: The connection is going down: what is sent now is lost, as in
+        #: flight (the ``NodeDown`` that follows fires links and monitors).
+        self.closing = False
+        self.busy_limit = dist.busy_limit
+        self._encode_message = session.encode_message
+        # A TCP connection that is idle is written to at once, by the sender
+        # (see ``_queue``); other streams, and a busy connection, by the writer.
+        plain_tcp = os.name == "posix" and type(stream) is trio.SocketStream
+        self._fd = stream.socket.fileno() if plain_tcp else -1
+        self._direct = True  # no direct write since the last read or write
+        # Traffic moves ``ticks`` on at this precision, not at every read and
+        # write (each update is checked): a peer is declared down at most this
+        # much early.
+        self._tick_grain = dist.ticktime / 1000
+        self._writing = False  # the writer is in ``send_all``
 
     def __repr__(self) -> str:
         return f"<Peer {self.name}>"
@@ -88,19 +118,60 @@ class Peer:
             TypeError: the event holds a value the codec cannot encode.
             ValueError: the event breaks a codec limit (too large, too deep).
         """
+        if self.closing:
+            return
         if not control and self.out_bytes > self.dist.busy_limit:
             raise DistributionBusyError(
                 f"the connection to {self.name} has {self.out_bytes} bytes unsent "
                 f"(busy_limit {self.dist.busy_limit}); retry later"
             )
-        data = self.session.encode(event)
-        self._out.append(data)
+        self._queue(self.session.encode(event))
+
+    def emit_message(self, dest: Pid, msg: Any, *, control: bool = False) -> None:
+        """``emit(wire.send(dest, msg))``, without building the event: the hot path.
+
+        Raises:
+            DistributionBusyError, TypeError, ValueError: as ``emit``.
+        """
+        if self.closing:
+            return
+        if not control and self.out_bytes > self.busy_limit:
+            raise DistributionBusyError(
+                f"the connection to {self.name} has {self.out_bytes} bytes unsent "
+                f"(busy_limit {self.busy_limit}); retry later"
+            )
+        self._queue(self._encode_message(dest, msg))
+
+    def _queue(self, data: bytes) -> None:
+        """Queue ``data`` for the writer, or write it now if the connection is idle.
+
+        A direct write saves a message the wait for the writer's turn, a task
+        switch per hop. Once per read or write at most: more data while the
+        writer has not run is queued and goes out in one ``send_all``, and the
+        writer owns whatever does not fit in the socket's buffer now.
+        """
+        out = self._out
+        if not out and self._direct and not self._writing and self._fd >= 0:
+            self._direct = False
+            try:
+                sent = os.write(self._fd, data)
+            except OSError:  # full (or broken: the writer finds out and closes)
+                sent = 0
+            if sent == len(data):
+                now = trio.current_time()
+                if now >= self.ticks.last_sent + self._tick_grain:
+                    self.ticks.on_sent(now)
+                return
+            data = data[sent:]
+        out.append(data)
         self.out_bytes += len(data)
-        if len(self._out) == 1:
+        if len(out) == 1:
             self._lot.unpark()
 
     def close(self, reason: Any) -> None:
-        self.close_reason = reason
+        if not self.closing:
+            self.close_reason = reason
+        self.closing = True
         self._scope.cancel()
 
     async def run(self) -> None:
@@ -108,14 +179,21 @@ class Peer:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._writer)
                 nursery.start_soon(self._ticker)
-                await self._reader()
-                nursery.cancel_scope.cancel()
+                try:
+                    await self._reader()
+                finally:
+                    self.closing = True
+                    nursery.cancel_scope.cancel()
 
     def _dispatch(self, events: list[Any]) -> bool:
         dispatch = self.dist.dispatch
+        remote_send = self.dist.node.remote_send
         for event in events:
             try:
-                dispatch(self, event)
+                if type(event) is Send:  # nearly all the traffic
+                    remote_send(event.to_pid, event.msg)
+                else:
+                    dispatch(self, event)
             except Exception as exc:  # a bug, or a value the node cannot take
                 logger.exception("closing the connection to %s: cannot apply %r", self.name, event)
                 self.close_reason = ("protocol_error", repr(exc))
@@ -132,12 +210,24 @@ class Peer:
             self.close_reason = ("protocol_error", str(exc))
             logger.warning("closing the connection to %s: %s", self.name, exc)
             return
-        if not self._dispatch(events):
+        if not self._dispatch(events) or self._failed():
             return
+        fd = self._fd
+        grain = self._tick_grain
+        wait_readable = trio.lowlevel.wait_readable
         while True:
             try:
-                data = await stream.receive_some(65536)
-            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                if fd >= 0:
+                    # TCP: wait first, then read what came. A reader that tried
+                    # first would, between messages, mostly fail (EAGAIN) and
+                    # then wait: the same, at twice the cost.
+                    await wait_readable(fd)
+                    data = os.read(fd, 65536)
+                else:
+                    data = await stream.receive_some(65536)
+            except BlockingIOError:
+                continue  # woken, but nothing to read after all
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
                 self.close_reason = "connection_closed"
                 logger.info("connection to %s lost: %r", self.name, exc)
                 return
@@ -145,34 +235,52 @@ class Peer:
                 self.close_reason = "connection_closed"
                 logger.info("connection to %s closed by the peer", self.name)
                 return
-            ticks.on_received(trio.current_time())
+            now = trio.current_time()
+            if now >= ticks.last_received + grain:
+                ticks.on_received(now)
+            self._direct = True
             try:
                 events = session.feed(data)
             except wire.ProtocolError as exc:
                 self.close_reason = ("protocol_error", str(exc))
                 logger.warning("closing the connection to %s: %s", self.name, exc)
                 return
-            if not self._dispatch(events):
+            if not self._dispatch(events) or self._failed():
                 return
+
+    def _failed(self) -> bool:
+        """Whether a bad frame followed the events just dispatched: then close."""
+        failure = self.session.failure
+        if failure is None:
+            return False
+        self.close_reason = ("protocol_error", str(failure))
+        logger.warning("closing the connection to %s: %s", self.name, failure)
+        return True
 
     async def _writer(self) -> None:
         stream = self.stream
         ticks = self.ticks
         while True:
             if not self._out:
+                self._direct = True
                 await self._lot.park()
                 continue
             batch = self._out
             self._out = []
             data = batch[0] if len(batch) == 1 else b"".join(batch)
+            self._writing = True
             try:
                 await stream.send_all(data)
             except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
                 logger.info("connection to %s lost while writing: %r", self.name, exc)
                 self.close("connection_closed")
                 return
+            finally:
+                self._writing = False
             self.out_bytes -= len(data)
-            ticks.on_sent(trio.current_time())
+            now = trio.current_time()
+            if now >= ticks.last_sent + self._tick_grain:
+                ticks.on_sent(now)
             self._drained.unpark_all()
 
     async def _ticker(self) -> None:
@@ -498,22 +606,30 @@ class Distribution(Router):
         failure: BaseException | None = None
         peer_name = ""
         peer_creation = 0
-        with scope:
-            try:
-                with trio.fail_after(self.handshake_timeout):
-                    stream = await self.transport.connect(
-                        address, name.partition("@")[2] if name else None
-                    )
-                    peer_name, peer_creation = await session.handshake(stream, observe)
-            except (
-                OSError,
-                trio.TooSlowError,
-                trio.BrokenResourceError,
-                trio.ClosedResourceError,
-                wire.ProtocolError,
-                ValueError,
-            ) as exc:
-                failure = exc
+        try:
+            with scope:
+                try:
+                    with trio.fail_after(self.handshake_timeout):
+                        stream = await self.transport.connect(
+                            address, name.partition("@")[2] if name else None
+                        )
+                        peer_name, peer_creation = await session.handshake(stream, observe)
+                except (
+                    OSError,
+                    trio.TooSlowError,
+                    trio.BrokenResourceError,
+                    trio.ClosedResourceError,
+                    wire.ProtocolError,
+                    ValueError,
+                ) as exc:
+                    failure = exc
+        except BaseException:  # the caller was cancelled, or a bug: leave nothing behind
+            if stream is not None:
+                with trio.CancelScope(shield=True):
+                    await trio.aclose_forcefully(stream)
+            self._release(handle)
+            self._maybe_fail(found)
+            raise
         if failure is not None or scope.cancelled_caught:
             if stream is not None:
                 await trio.aclose_forcefully(stream)
@@ -661,6 +777,12 @@ class Distribution(Router):
         for name, address in entries:
             if name == self.node.name or not isinstance(address, str):
                 continue
+            peer = self.peers.get(name)
+            if peer is not None and peer.address is None:
+                # A peer that dialled this node says where it listens: tell the others.
+                for other in list(self.peers.values()):
+                    if other is not peer:
+                        self._gossip(other, [(name, address)])
             self._remember(name, address)
             if self.connect_all and name not in self.peers:
                 self._start_connect(name, address, queue=False)
@@ -773,7 +895,13 @@ class Distribution(Router):
             self.node.remote_down(event.from_pid, event.ref, target, "noconnection")
 
     def send(self, sender: Pid | None, dest: Pid, msg: Any) -> None:
-        self._emit(dest.node, wire.send(dest, msg), control=False)
+        # A call's reply answers a request the peer made: it is never refused,
+        # so that a busy connection cannot crash the server that replies.
+        peer = self.peers.get(dest.node)
+        if peer is not None:
+            peer.emit_message(dest, msg, control=type(msg) is Reply)
+        else:
+            self._emit(dest.node, wire.send(dest, msg), control=type(msg) is Reply)
 
     def send_named(self, sender: Pid | None, name: str, node: str, msg: Any) -> None:
         self._emit(node, wire.send_named(sender, name, msg), control=False)

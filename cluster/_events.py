@@ -52,6 +52,7 @@ __all__ = [
     "Tick",
     "Unlink",
     "is_valid_node_name",
+    "unchecked_send",
     "validate_address",
     "validate_node_name",
 ]
@@ -321,6 +322,23 @@ class Send:
 
     to_pid: Pid = attrs.field(validator=_pid)
     msg: Any
+
+
+_new = object.__new__
+_set_to_pid = Send.__dict__["to_pid"].__set__  # the slots, below the frozen __setattr__
+_set_msg = Send.__dict__["msg"].__set__
+
+
+def unchecked_send(to_pid: Pid, msg: Any) -> Send:
+    """Return ``Send(to_pid, msg)`` without running its validator.
+
+    For the hot paths that have already checked that ``to_pid`` is a ``Pid``
+    (the frame decoder does); everything else calls ``Send``.
+    """
+    event: Send = _new(Send)
+    _set_to_pid(event, to_pid)
+    _set_msg(event, msg)
+    return event
 
 
 @attrs.frozen

@@ -40,7 +40,9 @@ from typing import Any
 
 import msgpack  # type: ignore[import-untyped]
 
-from ._codec import Codec
+from beamlet.actors import Pid
+
+from ._codec import EXT_PID, Codec
 from ._errors import DecodeError, RemoteProtocolError, short_repr
 from ._events import (
     Challenge,
@@ -59,6 +61,7 @@ from ._events import (
     SendNamed,
     Tick,
     Unlink,
+    unchecked_send,
 )
 
 __all__ = [
@@ -67,9 +70,11 @@ __all__ = [
     "KINDS",
     "MAX_HANDSHAKE_FRAME",
     "PROTOCOL_NAME",
+    "SEND",
     "TICK",
     "TICK_FRAME",
     "FrameReader",
+    "SendCodec",
     "decode_data",
     "decode_handshake",
     "encode_data",
@@ -133,6 +138,46 @@ class FrameReader:
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Append received bytes."""
         self._buf += data
+
+    def frames(self, max_size: int) -> list[bytearray]:
+        """Return every complete frame body buffered, in order (maybe none).
+
+        Args:
+            max_size: the largest body allowed.
+
+        Raises:
+            RemoteProtocolError: the first frame announces more than ``max_size``
+                bytes. If an earlier frame is complete, the frames before the
+                oversized one are returned, and the next call raises.
+        """
+        buf = self._buf
+        pos = self._pos
+        size = len(buf)
+        bodies = []
+        unpack_from = HEADER.unpack_from
+        while size - pos >= 4:
+            (length,) = unpack_from(buf, pos)
+            if length > max_size:
+                if bodies:
+                    break
+                self._pos = pos
+                raise RemoteProtocolError(
+                    f"the peer announced a frame of {length} bytes, over the limit of {max_size}"
+                )
+            end = pos + 4 + length
+            if end > size:
+                break
+            bodies.append(buf[pos + 4 : end])
+            pos = end
+        if pos == size:
+            buf.clear()
+            self._pos = 0
+        elif pos >= _COMPACT_AT and pos * 2 >= size:
+            del buf[:pos]
+            self._pos = 0
+        else:
+            self._pos = pos
+        return bodies
 
     def next_frame(self, max_size: int) -> bytearray | None:
         """Return the next complete frame body, or ``None`` if more bytes are needed.
@@ -252,8 +297,11 @@ def decode_handshake(body: bytes | bytearray) -> Hello | Challenge | Proof | Ref
 
 # -- data ---------------------------------------------------------------------------
 
+#: Kind of the ``Send`` frame, the one that carries nearly all the traffic.
+SEND = 16
+
 _DATA_ENCODERS: dict[type, Callable[[Any], list[Any]]] = {
-    Send: lambda e: [16, e.to_pid, e.msg],
+    Send: lambda e: [SEND, e.to_pid, e.msg],
     SendNamed: lambda e: [17, e.from_pid, e.to_name, e.msg],
     Link: lambda e: [18, e.from_pid, e.to_pid],
     Unlink: lambda e: [19, e.from_pid, e.to_pid],
@@ -287,8 +335,20 @@ def _arity(n: int, build: Callable[..., DataEvent]) -> Callable[[list[Any]], Dat
     return decode
 
 
+_new_send = unchecked_send
+
+
+def _send(v: list[Any]) -> Send:
+    if len(v) != 3:
+        raise ValueError(f"2 fields expected, got {len(v) - 1}")
+    to_pid = v[1]
+    if type(to_pid) is not Pid:
+        raise TypeError(f"Send: 'to_pid' must be a Pid, not {short_repr(to_pid)}")
+    return _new_send(to_pid, v[2])
+
+
 _DATA_DECODERS: dict[int, Callable[[list[Any]], DataEvent]] = {
-    16: _arity(2, Send),
+    SEND: _send,
     17: _arity(3, SendNamed),
     18: _arity(2, Link),
     19: _arity(2, Unlink),
@@ -319,6 +379,114 @@ def encode_data(event: DataEvent, codec: Codec) -> bytes:
     return HEADER.pack(len(body)) + body
 
 
+#: The pids whose frame prefixes a ``SendCodec`` keeps (it starts again past it).
+_PREFIX_CACHE_SIZE = 4096
+class SendCodec:
+    """``Send`` frames, nearly all the traffic, by a shortcut; same bytes, same limits.
+
+    A ``Send`` body is ``[16, to_pid, msg]``: the array header, the kind and
+    the pid (an extension value), then the message. The bytes before the
+    message are cached per pid in both directions, and only the message goes
+    through a codec, whose ``max_depth`` is one less than the frame codec's,
+    since the message sits one level down in the frame. So the frames are
+    those that ``encode_data`` makes, and a message is accepted exactly when
+    its whole frame is.
+
+    Args:
+        codec: the connection's frame codec (registry and limits).
+    """
+
+    def __init__(self, codec: Codec) -> None:
+        self._frame_codec = codec
+        self.max_size = codec.max_size
+        #: None when the limits leave no room for the shortcut (``max_depth`` 1).
+        self._codec: Codec | None = None
+        if codec.max_depth > 1:
+            self._codec = Codec(
+                codec.registry,
+                max_size=codec.max_size,
+                max_depth=codec.max_depth - 1,
+                max_array_len=codec.max_array_len,
+                max_map_len=codec.max_map_len,
+            )
+        self._prefixes: dict[Pid, bytes] = {}  # pid -> array header, kind and pid
+        self._pids: dict[bytes, Pid] = {}  # the pid's extension bytes -> pid
+        # The pid of the last frame decoded, and its bytes (at first, any pid).
+        self._last_pid = Pid("nonode@nohost", 0, 0)
+        self._last_key: bytes = codec.encode(self._last_pid)
+        self._last_end = 2 + len(self._last_key)  # where the message starts
+
+    def encode(self, to_pid: Pid, msg: Any) -> bytes:
+        """Return the frame (header included) of ``Send(to_pid, msg)``.
+
+        Raises:
+            TypeError: ``to_pid`` is malformed, or ``msg`` holds a value the codec
+                cannot encode.
+            ValueError: the frame would break the codec's limits.
+        """
+        codec = self._codec
+        if codec is None:
+            return encode_data(Send(to_pid, msg), self._frame_codec)
+        prefix = self._prefixes.get(to_pid)
+        if prefix is None:
+            prefix = self._frame_codec.encode([SEND, to_pid, None])[:-1]  # without the nil
+            if len(self._prefixes) >= _PREFIX_CACHE_SIZE:
+                self._prefixes.clear()
+            self._prefixes[to_pid] = prefix
+        payload = codec.encode(msg)
+        size = len(prefix) + len(payload)
+        if size > self.max_size:
+            raise ValueError(f"encoded message is {size} bytes, over max_size={self.max_size}")
+        return HEADER.pack(size) + prefix + payload
+
+    def decode(self, body: bytes | bytearray) -> Send | None:
+        """Decode a body that starts with ``[16,`` in the usual layout.
+
+        Returns:
+            The ``Send``, or None if the pid is not a plain pid extension; then
+            ``decode_data`` decodes the body (or says what is wrong with it).
+
+        Raises:
+            RemoteProtocolError: the message is malformed.
+        """
+        codec = self._codec
+        if codec is None:
+            return None
+        if body.startswith(self._last_key, 2):
+            pid = self._last_pid
+            end = self._last_end
+        else:
+            marker = body[2] if len(body) > 2 else None
+            if marker == 0xC7 and len(body) > 4:  # ext 8: size, type, payload
+                end, code = 5 + body[3], body[4]
+            elif marker == 0xC8 and len(body) > 5:  # ext 16
+                end, code = 6 + (body[3] << 8 | body[4]), body[5]
+            else:
+                return None
+            if code != EXT_PID or end > len(body):
+                return None
+            key = bytes(body[2:end])
+            pid = self._pids.get(key)
+            if pid is None:
+                try:
+                    pid = self._frame_codec.decode(key)
+                except DecodeError:
+                    return None
+                if type(pid) is not Pid:  # pragma: no cover - an EXT_PID decodes to a Pid
+                    return None
+                if len(self._pids) >= _PREFIX_CACHE_SIZE:
+                    self._pids.clear()
+                self._pids[key] = pid
+            self._last_key = key
+            self._last_pid = pid
+            self._last_end = end
+        try:
+            msg = codec.decode(body[end:])
+        except DecodeError as exc:
+            raise RemoteProtocolError(f"undecodable data frame: {exc}") from None
+        return _new_send(pid, msg)
+
+
 def decode_data(body: bytes | bytearray, codec: Codec) -> DataEvent:
     """Decode a data frame body (empty for a ``Tick``).
 
@@ -331,6 +499,8 @@ def decode_data(body: bytes | bytearray, codec: Codec) -> DataEvent:
         v = codec.decode(body)
     except DecodeError as exc:
         raise RemoteProtocolError(f"undecodable data frame: {exc}") from None
+    if body[0] == 0x93 and body[1] == SEND and type(v[1]) is Pid:
+        return _new_send(v[1], v[2])  # [16, pid, msg]: nearly all the traffic
     kind = v[0] if type(v) is list and v else None
     decoder = _DATA_DECODERS.get(kind) if type(kind) is int else None
     if decoder is None:

@@ -80,7 +80,10 @@ async def _run_and_reply(caller: From, fn: Callable[..., Any], args: tuple[Any, 
     except Exception as exc:
         reply(caller, ("exception", exc))
         return
-    reply(caller, ("ok", result))
+    try:
+        reply(caller, ("ok", result))
+    except (TypeError, ValueError) as exc:  # a result the codec cannot carry
+        reply(caller, ("exception", exc))
 
 
 class _RpcServer(GenServer):
@@ -164,7 +167,7 @@ async def spawn_on(
         RpcError: as for ``rpc``, or ``("not_async", name)``.
     """
     link_to = current_process().pid if link else None
+    # The other node links the new process to the caller before it answers,
+    # so the link is in place here when the answer arrives.
     pid: Pid = await _request(node, ("spawn", name, args, link_to), timeout)
-    if link:
-        current_process().node.link(current_process(), pid)
     return pid

@@ -186,6 +186,8 @@ class TCPTransport(Transport):
         *,
         task_status: Any = trio.TASK_STATUS_IGNORED,
     ) -> None:
+        if host.startswith("[") and host.endswith("]"):  # an IPv6 node name: a@[::1]
+            host = host[1:-1]
         listeners = await trio.open_tcp_listeners(port, host=host)
         bound = listeners[0].socket.getsockname()
         address = f"[{host}]:{bound[1]}" if ":" in host else f"{host}:{bound[1]}"
@@ -204,7 +206,8 @@ class TCPTransport(Transport):
         host, port = split_address(address)
         stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)
         if self.tls is not None:
-            ssl_stream = trio.SSLStream(stream, self.tls.client, server_hostname=peer_host or host)
+            hostname = (peer_host or host).strip("[]")
+            ssl_stream = trio.SSLStream(stream, self.tls.client, server_hostname=hostname)
             try:
                 await ssl_stream.do_handshake()
             except BaseException:
@@ -330,10 +333,18 @@ class _NetworkStream(trio.abc.HalfCloseableStream):
         await self._inner.wait_send_all_might_not_block()
 
     async def send_eof(self) -> None:
+        if self._network.is_blocked(self._src, self._dst):
+            await trio.lowlevel.checkpoint()
+            return
         await self._inner.send_eof()
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
         return await self._inner.receive_some(max_bytes)
 
     async def aclose(self) -> None:
+        if self._network.is_blocked(self._src, self._dst):
+            # The end of the stream is lost in the partition too: the peer
+            # notices only through its ticks, as on a real network split.
+            await trio.lowlevel.checkpoint()
+            return
         await self._inner.aclose()

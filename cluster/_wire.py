@@ -120,7 +120,7 @@ for _cls, _name, _to, _from in (
 class Session:
     """One connection's protocol state, driven over a Trio stream."""
 
-    __slots__ = ("conn", "initiator")
+    __slots__ = ("conn", "encode_message", "initiator")
 
     def __init__(
         self,
@@ -141,6 +141,9 @@ class Session:
             max_frame_size=max_frame_size,
             expected_peer=expected_peer,
         )
+        #: ``encode_message(dest, msg)``: the bytes of ``send(dest, msg)``,
+        #: without building the event (the connection's ``send_message``).
+        self.encode_message = self.conn.send_message
 
     async def handshake(
         self, stream: trio.abc.Stream, observe: Observer | None = None
@@ -198,6 +201,11 @@ class Session:
             if kind is ConnectionClosed:
                 raise RemoteProtocolError("the peer closed the connection during the handshake")
 
+    @property
+    def failure(self) -> ProtocolError | None:
+        """What the peer did wrong, once it broke the protocol."""
+        return self.conn.failure
+
     def encode(self, event: Any) -> bytes:
         return self.conn.send(event)
 
@@ -211,21 +219,25 @@ class Session:
         return self.pending()
 
     def pending(self) -> list[Any]:
-        """The events already buffered (e.g. bytes that came with the handshake)."""
-        events = []
-        next_event = self.conn.next_event
-        while True:
-            event = next_event()
-            if event is NEED_DATA or type(event) is ConnectionClosed:
-                return events
-            events.append(event)
+        """The events already buffered (e.g. bytes that came with the handshake).
+
+        Raises:
+            ProtocolError: the peer broke the protocol. The events of the frames
+                before a bad one are returned first (then ``failure`` is set),
+                and the next call raises.
+        """
+        events: list[Any] = self.conn.next_events()
+        if events and type(events[-1]) is ConnectionClosed:
+            events.pop()
+        return events
 
 
 def check_encodable(event: Any) -> None:
     """Raise ``TypeError`` now if ``event`` cannot be encoded (for queued sends)."""
-    msg = getattr(event, "msg", None)
-    if msg is not None:
-        encode(msg)
+    for field in ("msg", "reason"):
+        value = getattr(event, field, None)
+        if value is not None:
+            encode(value)
 
 
 _KINDS: dict[type, str] = {

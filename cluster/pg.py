@@ -19,11 +19,11 @@ Example::
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Hashable
 from typing import Any
 
 import attrs
-
 from beamlet.actors import (
     Down,
     From,
@@ -31,15 +31,21 @@ from beamlet.actors import (
     Pid,
     Ref,
     call,
-    demonitor as demonitor_process,
-    monitor as monitor_process,
     self_pid,
     send,
+)
+from beamlet.actors import (
+    demonitor as demonitor_process,
+)
+from beamlet.actors import (
+    monitor as monitor_process,
 )
 from beamlet.actors._context import current_node, current_process
 from beamlet.actors._node import Node
 
 from ._api import distribution
+from ._codec import encode
+from ._distribution import DistributionBusyError
 from ._messages import NodeDown, NodeUp
 from ._pg_state import Change, GroupsState
 
@@ -58,6 +64,8 @@ __all__ = [
 ]
 
 DEFAULT_SCOPE = "default"
+
+logger = logging.getLogger("beamlet.cluster")
 
 
 class NotLocalError(ValueError):
@@ -135,12 +143,21 @@ class _Scope(GenServer):
         if old is not None:  # that node's scope restarted: its old members are gone
             self._publish(self.state.drop_node(peer.node), tell_peers=False)
 
+    def _is_peer(self, pid: Any) -> bool:
+        return isinstance(pid, Pid) and self.node.is_remote(pid.node)
+
     def _publish(self, changes: list[Change], *, tell_peers: bool) -> None:
         me = self_pid()
         for kind, group, pids in changes:
             if tell_peers:
                 for peer in self.peers.values():
-                    send(peer, (kind, me, group, pids))
+                    try:
+                        send(peer, (kind, me, group, pids))
+                    except (TypeError, ValueError, DistributionBusyError) as exc:
+                        # The peer misses this change; it gets the full state on its next sync.
+                        logger.warning(
+                            "pg %s: cannot tell %s about %r: %r", self.scope, peer.node, group, exc
+                        )
             for ref, (watcher, watched_group) in self.monitors.items():
                 if watched_group == group:
                     send(watcher, GroupChange(ref, kind, group, tuple(pids)))
@@ -181,23 +198,23 @@ class _Scope(GenServer):
     async def handle_info(self, msg: Any) -> None:
         if isinstance(msg, tuple) and msg and isinstance(msg[0], str):
             kind = msg[0]
-            if kind == "discover" and len(msg) == 2 and isinstance(msg[1], Pid):
+            if kind == "discover" and len(msg) == 2 and self._is_peer(msg[1]):
                 peer = msg[1]
                 send(peer, ("sync", self_pid(), self.state.local_snapshot()))
                 if self.peers.get(peer.node) != peer:
                     self._add_peer(peer)
                     send(peer, ("discover", self_pid()))
                 return
-            if kind == "sync" and len(msg) == 3 and isinstance(msg[1], Pid):
-                peer, groups = msg[1], msg[2]
-                if isinstance(groups, dict) and self.node.is_remote(peer.node):
+            if kind == "sync" and len(msg) == 3 and self._is_peer(msg[1]):
+                peer, groups = msg[1], _groups(msg[2], msg[1].node)
+                if groups is not None:
                     self._add_peer(peer)
                     self._publish(self.state.sync(peer.node, groups), tell_peers=False)
                 return
-            if kind in ("join", "leave") and len(msg) == 4 and isinstance(msg[1], Pid):
-                peer, group, pids = msg[1], msg[2], list(msg[3])
-                if self.peers.get(peer.node) != peer:
-                    return  # not synced with that scope yet; its sync will carry this
+            if kind in ("join", "leave") and len(msg) == 4 and self._is_peer(msg[1]):
+                peer, group, pids = msg[1], msg[2], _pids(msg[3], msg[1].node)
+                if self.peers.get(peer.node) != peer or pids is None or not _hashable(group):
+                    return  # not synced with that scope yet (its sync will carry this), or malformed
                 if kind == "join":
                     change: Change | None = self.state.remote_join(peer.node, group, pids)
                 else:
@@ -240,6 +257,42 @@ def child_spec(scope: str = DEFAULT_SCOPE) -> dict[str, Any]:
     return _Scope.child_spec(scope, id=("pg", scope), name=_server_name(scope))
 
 
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _pids(value: Any, node: str) -> list[Pid] | None:
+    """The pids of a peer's message, if they are pids of its node."""
+    if not isinstance(value, list | tuple):
+        return None
+    if not all(isinstance(p, Pid) and p.node == node for p in value):
+        return None
+    return list(value)
+
+
+def _groups(value: Any, node: str) -> dict[Hashable, list[Pid]] | None:
+    """A peer's full report ``{group: [pid, ...]}``, if well formed."""
+    if not isinstance(value, dict):
+        return None
+    groups = {}
+    for group, pids in value.items():
+        checked = _pids(pids, node)
+        if checked is None or not _hashable(group):
+            return None
+        groups[group] = checked
+    return groups
+
+
+def _check_group(group: Any) -> None:
+    if not _hashable(group):
+        raise TypeError(f"a pg group must be hashable, not {group!r}")
+    encode(group)  # raises TypeError if it cannot cross to other nodes
+
+
 def _local_pids(pid: Pid | list[Pid] | None) -> list[Pid]:
     node = current_node()
     pids = [self_pid()] if pid is None else (list(pid) if isinstance(pid, list) else [pid])
@@ -251,7 +304,9 @@ def _local_pids(pid: Pid | list[Pid] | None) -> list[Pid]:
     return pids
 
 
-async def join(group: Hashable, pid: Pid | list[Pid] | None = None, scope: str = DEFAULT_SCOPE) -> None:
+async def join(
+    group: Hashable, pid: Pid | list[Pid] | None = None, scope: str = DEFAULT_SCOPE
+) -> None:
     """Make ``pid`` (default: the caller; or each pid of a list) a member of ``group``.
 
     A process may join a group several times; it must then leave as many times.
@@ -259,12 +314,16 @@ async def join(group: Hashable, pid: Pid | list[Pid] | None = None, scope: str =
     Raises:
         NotLocalError: a pid is not on this node.
         ScopeNotStartedError: the scope is not running here.
+        TypeError: the group is not hashable, or cannot cross to other nodes.
     """
     _state(scope)
+    _check_group(group)
     await call(_server_name(scope), ("join", group, _local_pids(pid)))
 
 
-async def leave(group: Hashable, pid: Pid | list[Pid] | None = None, scope: str = DEFAULT_SCOPE) -> bool:
+async def leave(
+    group: Hashable, pid: Pid | list[Pid] | None = None, scope: str = DEFAULT_SCOPE
+) -> bool:
     """Remove one membership of ``pid`` in ``group``.
 
     Returns:

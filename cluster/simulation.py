@@ -239,7 +239,7 @@ class SimulatedCluster:
             trio.TooSlowError: still false after ``timeout`` seconds.
         """
         with trio.fail_after(timeout):
-            while not predicate():
+            while not predicate():  # noqa: ASYNC110 - any predicate, so polling
                 await trio.sleep(poll)
 
     async def wait_connected(self, timeout: float = 60.0) -> None:

@@ -1,0 +1,273 @@
+"""Distribution for real: separate OS processes over loopback TCP, and TLS.
+
+The cluster test starts three nodes as subprocesses (``node_main.py``), drives
+them over stdin and reads what they see on stdout, then kills one with
+SIGKILL. The TLS tests run nodes in this process, over real TCP and TLS with
+certificates made by ``trustme``. Every wait is bounded and waits for an
+event, never for a fixed time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import ssl
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+import trustme
+from beamlet.actors import receive, self_pid, send
+from beamlet.cluster import TLSConfig, connect, listen_address, nodes, open_node
+
+NODE_MAIN = Path(__file__).with_name("node_main.py")
+COOKIE = "real-cluster-cookie-0123456789abcdef"
+
+
+class NodeProcess:
+    """A node running ``node_main.py``: send it commands, wait for what it reports."""
+
+    def __init__(self, name: str, process: trio.Process, stderr: Path) -> None:
+        self.name = name
+        self.process = process
+        self.stderr = stderr
+        self.events: list[dict[str, Any]] = []
+        self._taken = 0
+        self._changed = trio.Event()
+        self.address = ""
+        self.up_at_start: list[str] = []
+
+    async def read_events(self) -> None:
+        assert self.process.stdout is not None
+        buffer = b""
+        async for chunk in self.process.stdout:
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                self.events.append(json.loads(line))
+                self._changed.set()
+                self._changed = trio.Event()
+
+    async def command(self, **command: Any) -> None:
+        assert self.process.stdin is not None
+        await self.process.stdin.send_all((json.dumps(command) + "\n").encode())
+
+    async def expect(
+        self, match: Callable[[dict[str, Any]], bool], timeout: float = 15
+    ) -> dict[str, Any]:
+        """Wait for the first event not yet taken that ``match`` accepts; take it."""
+        try:
+            with trio.fail_after(timeout):
+                while True:
+                    for event in self.events:
+                        if not event.get("_taken") and match(event):
+                            event["_taken"] = True
+                            return event
+                    await self._changed.wait()
+        except trio.TooSlowError:
+            raise AssertionError(
+                f"{self.name} did not report the event; it reported {self.events}\n"
+                f"stderr: {self.stderr.read_text()[-3000:]}"
+            ) from None
+
+
+@asynccontextmanager
+async def node_processes(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
+    started: list[NodeProcess] = []
+    async with trio.open_nursery() as nursery:
+
+        async def start(name: str, *seeds: str) -> NodeProcess:
+            stderr = tmp_path / f"{name.partition('@')[0]}.stderr"
+            with stderr.open("wb") as err:
+                process = await trio.lowlevel.open_process(
+                    [sys.executable, str(NODE_MAIN), name, COOKIE, *seeds],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=err,
+                    env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                )
+            node = NodeProcess(name, process, stderr)
+            started.append(node)
+            nursery.start_soon(node.read_events)
+            ready = await node.expect(lambda e: e["event"] == "ready", timeout=20)
+            assert ready["name"] == name
+            node.address = ready["address"]
+            node.up_at_start = ready["nodes"]
+            return node
+
+        try:
+            yield start
+        finally:
+            with trio.CancelScope(shield=True):
+                for node in started:
+                    if node.process.returncode is None:
+                        node.process.kill()
+                for node in started:
+                    with trio.move_on_after(5):
+                        await node.process.wait()
+            nursery.cancel_scope.cancel()
+
+
+@pytest.mark.timeout(90)
+async def test_three_os_processes_mesh_talk_and_survive_a_sigkill(tmp_path: Path) -> None:
+    names = ["n1@127.0.0.1", "n2@127.0.0.1", "n3@127.0.0.1"]
+    async with node_processes(tmp_path) as start:
+        n1 = await start(names[0])
+        # n2 and n3 know only n1; they find each other through gossip
+        n2, n3 = await start(names[1], n1.address), await start(names[2], n1.address)
+        cluster = [n1, n2, n3]
+
+        # full mesh: every node reports the two others up
+        for node in cluster:
+            for other in cluster:
+                if other is not node and other.name not in node.up_at_start:
+                    await node.expect(lambda e, o=other: e == {"event": "nodeup", "node": o.name})
+        for node in cluster:
+            await node.command(cmd="nodes")
+            reply = await node.expect(lambda e: e["event"] == "nodes")
+            assert sorted(reply["nodes"]) == sorted(n.name for n in cluster if n is not node)
+
+        # cross-node send by name, both ways round the mesh
+        await n1.command(cmd="send", name="sink", node=n3.name, msg=["hello", 1])
+        await n3.expect(lambda e: e == {"event": "received", "msg": ["hello", 1]})
+        await n3.command(cmd="send", name="sink", node=n2.name, msg="from n3")
+        await n2.expect(lambda e: e == {"event": "received", "msg": "from n3"})
+
+        # n1 and n2 link to and monitor a process of n3, and watch a group n3 joins
+        for node in (n1, n2):
+            await node.command(cmd="watch", name="holder", node=n3.name)
+            await node.expect(lambda e: e == {"event": "watching", "node": n3.name})
+            await node.command(cmd="watch_group", group="workers")
+            await node.expect(lambda e: e["event"] == "pg" and e["kind"] == "current")
+        await n3.command(cmd="join", group="workers")
+        for node in (n1, n2):
+            await node.expect(
+                lambda e: e["event"] == "pg" and e["kind"] == "join" and e["nodes"] == [n3.name]
+            )
+
+        # SIGKILL n3: the survivors see it go, with noconnection, and its members leave
+        n3.process.send_signal(signal.SIGKILL)
+        for node in (n1, n2):
+            down = await node.expect(lambda e: e["event"] == "nodedown")
+            assert down["node"] == n3.name
+            assert (await node.expect(lambda e: e["event"] == "exit"))["reason"] == "noconnection"
+            assert (await node.expect(lambda e: e["event"] == "down"))["reason"] == "noconnection"
+            leave = await node.expect(lambda e: e["event"] == "pg" and e["kind"] == "leave")
+            assert leave["nodes"] == [n3.name]
+            await node.command(cmd="nodes")
+            reply = await node.expect(lambda e: e["event"] == "nodes")
+            assert sorted(reply["nodes"]) == sorted(n.name for n in (n1, n2) if n is not node)
+
+        # the survivors still talk
+        await n2.command(cmd="send", name="sink", node=n1.name, msg="still here")
+        await n1.expect(lambda e: e == {"event": "received", "msg": "still here"})
+        for node in (n1, n2):
+            await node.command(cmd="quit")
+        for node in (n1, n2):
+            with trio.fail_after(10):
+                assert await node.process.wait() == 0
+
+
+# -- TLS -------------------------------------------------------------------------------------
+
+
+def _write(tmp_path: Path, ca: trustme.CA, host: str, stem: str) -> tuple[str, str]:
+    cert = ca.issue_cert(host)
+    certfile = tmp_path / f"{stem}.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(certfile))
+    return str(certfile), str(certfile)
+
+
+@pytest.fixture
+def tls_files(tmp_path: Path) -> dict[str, Any]:
+    ca = trustme.CA()
+    cafile = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(cafile))
+    other_ca = trustme.CA()
+    files: dict[str, Any] = {"cafile": str(cafile)}
+    for stem in ("n1", "n2", "n3"):
+        files[stem] = _write(tmp_path, ca, "127.0.0.1", stem)
+    files["wrong_host"] = _write(tmp_path, ca, "example.org", "wrong")
+    files["other_ca"] = _write(tmp_path, other_ca, "127.0.0.1", "other")
+    return files
+
+
+def _tls(files: dict[str, Any], stem: str, **options: Any) -> TLSConfig:
+    certfile, keyfile = files[stem]
+    return TLSConfig.from_files(
+        certfile=certfile, keyfile=keyfile, cafile=files["cafile"], **options
+    )
+
+
+async def _echo() -> None:
+    while True:
+        sender, msg = await receive()
+        send(sender, ("echo", msg))
+
+
+async def _ask(dest: Any, msg: Any) -> Any:
+    send(dest, (self_pid(), msg))
+    return await receive(timeout=5)
+
+
+async def test_tls_nodes_with_good_certificates_connect_and_talk(tls_files: dict[str, Any]) -> None:
+    async with open_node("n1@127.0.0.1", cookie=COOKIE, tls=_tls(tls_files, "n1")) as n1:
+        address = await n1.run(_listen_address)
+        async with open_node("n2@127.0.0.1", cookie=COOKIE, tls=_tls(tls_files, "n2")) as n2:
+            n1.spawn(_echo, name="echo")
+            assert await n2.run(connect, address)
+            assert await n2.run(_ask, ("echo", "n1@127.0.0.1"), "over tls") == ("echo", "over tls")
+            peer = n2.router.peers["n1@127.0.0.1"]  # type: ignore[attr-defined]
+            assert isinstance(peer.stream, trio.SSLStream)
+            assert peer.stream.version() in ("TLSv1.2", "TLSv1.3")
+
+
+async def _listen_address() -> str | None:
+    return listen_address()
+
+
+async def _nodes() -> list[str]:
+    return nodes()
+
+
+def _refused(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "beamlet.cluster"]
+
+
+async def test_tls_a_node_without_a_client_certificate_is_refused(
+    tls_files: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="beamlet.cluster")
+    good = _tls(tls_files, "n1")
+    client = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=tls_files["cafile"])
+    no_cert = TLSConfig(server=_tls(tls_files, "n2").server, client=client)
+    async with open_node("n1@127.0.0.1", cookie=COOKIE, tls=good) as n1:
+        address = await n1.run(_listen_address)
+        async with open_node("n2@127.0.0.1", cookie=COOKIE, tls=no_cert) as n2:
+            assert not await n2.run(connect, address)
+            assert await n1.run(_nodes) == [] and await n2.run(_nodes) == []
+    assert any("incoming connection" in m for m in _refused(caplog))
+
+
+@pytest.mark.parametrize("stem", ["wrong_host", "other_ca"])
+async def test_tls_a_certificate_for_another_host_or_ca_is_refused_both_ways(
+    tls_files: dict[str, Any], stem: str
+) -> None:
+    good = _tls(tls_files, "n1")
+    bad = _tls(tls_files, stem)
+    async with open_node("n1@127.0.0.1", cookie=COOKIE, tls=good) as n1:
+        good_address = await n1.run(_listen_address)
+        async with open_node("n2@127.0.0.1", cookie=COOKIE, tls=bad) as n2:
+            bad_address = await n2.run(_listen_address)
+            # the bad node dials the good one: its certificate is refused
+            assert not await n2.run(connect, good_address)
+            # the good node dials the bad one: the bad certificate is refused
+            assert not await n1.run(connect, bad_address)
+            assert await n1.run(_nodes) == [] and await n2.run(_nodes) == []
