@@ -37,9 +37,9 @@ import enum
 from collections.abc import Iterable
 from typing import Any, Final
 
-from ._auth import AuthKey, Role, Transcript, new_nonce
 from beamlet.actors import Pid
 
+from ._auth import AuthKey, Role, Transcript, new_nonce
 from ._codec import Codec
 from ._errors import LocalProtocolError, RemoteProtocolError, short_repr
 from ._events import (
@@ -423,9 +423,9 @@ class Connection:
                 )
             if state is _CONNECTED:
                 if body.startswith(_SEND_HEAD):
-                    event = self._sends.decode(body)
-                    if event is not None:
-                        return event
+                    sent = self._sends.decode(body)
+                    if sent is not None:
+                        return sent
                 return decode_data(body, self._codec)
             return self._handshake(decode_handshake(body), new_state)
         except RemoteProtocolError as exc:
@@ -433,13 +433,16 @@ class Connection:
             self._set_state(_ERROR)
             raise
 
-    def next_events(self) -> list[Event]:
-        """Return the events of every complete frame buffered (maybe none).
+    def next_events(self, limit: int | None = None) -> list[Event]:
+        """Return the events of the complete frames buffered (maybe none).
 
         Once connected, this is ``next_event`` called until it returns
-        ``NEED_DATA``, in one go. During the handshake it returns at most one
-        event, as the answer to each must be sent before the next is read. A
-        ``ConnectionClosed`` comes last.
+        ``NEED_DATA``, or ``limit`` times, in one go. During the handshake it
+        returns at most one event, as the answer to each must be sent before
+        the next is read. A ``ConnectionClosed`` comes last.
+
+        Args:
+            limit: return at most this many events (by default, all there are).
 
         Raises:
             RemoteProtocolError: as ``next_event``. Events of the frames before
@@ -454,11 +457,11 @@ class Connection:
         events: list[Event] = []
         append = events.append
         try:
-            for body in self._reader.frames(self.max_frame_size):
+            for body in self._reader.frames(self.max_frame_size, limit):
                 if body.startswith(_SEND_HEAD):
-                    event = decode_send(body)
-                    if event is not None:
-                        append(event)
+                    sent = decode_send(body)
+                    if sent is not None:
+                        append(sent)
                         continue
                 kind = frame_kind(body)
                 if kind not in allowed:
@@ -478,7 +481,9 @@ class Connection:
         state = self._state.name
         event_type = KINDS.get(kind) if kind is not None else None
         if event_type is None:
-            raise RemoteProtocolError(f"the peer sent garbage (not a beamlet frame) in state {state}")
+            raise RemoteProtocolError(
+                f"the peer sent garbage (not a beamlet frame) in state {state}"
+            )
         raise RemoteProtocolError(
             f"the peer sent a {event_type.__name__} frame, which is not allowed in state {state}"
         )

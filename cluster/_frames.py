@@ -30,6 +30,9 @@ ignored. Data frames are encoded with the codec, within the connection's
 ``max_frame_size``. The kind sits in the body's second byte, so a frame that
 is illegal in the current state is refused before it is decoded, and an
 oversized one from its length prefix, before its body is buffered.
+
+``Send`` frames carry nearly all the traffic; ``SendCodec`` makes and reads
+them by a shortcut, with the bytes and the limits of the general path.
 """
 
 from __future__ import annotations
@@ -39,7 +42,6 @@ from collections.abc import Callable
 from typing import Any
 
 import msgpack  # type: ignore[import-untyped]
-
 from beamlet.actors import Pid
 
 from ._codec import EXT_PID, Codec
@@ -139,11 +141,12 @@ class FrameReader:
         """Append received bytes."""
         self._buf += data
 
-    def frames(self, max_size: int) -> list[bytearray]:
-        """Return every complete frame body buffered, in order (maybe none).
+    def frames(self, max_size: int, limit: int | None = None) -> list[bytearray]:
+        """Return the complete frame bodies buffered, in order (maybe none).
 
         Args:
             max_size: the largest body allowed.
+            limit: return at most this many (by default, all).
 
         Raises:
             RemoteProtocolError: the first frame announces more than ``max_size``
@@ -153,9 +156,11 @@ class FrameReader:
         buf = self._buf
         pos = self._pos
         size = len(buf)
-        bodies = []
+        bodies: list[bytearray] = []
         unpack_from = HEADER.unpack_from
-        while size - pos >= 4:
+        if limit is None:
+            limit = size  # more than there can be
+        while size - pos >= 4 and len(bodies) < limit:
             (length,) = unpack_from(buf, pos)
             if length > max_size:
                 if bodies:
@@ -381,6 +386,8 @@ def encode_data(event: DataEvent, codec: Codec) -> bytes:
 
 #: The pids whose frame prefixes a ``SendCodec`` keeps (it starts again past it).
 _PREFIX_CACHE_SIZE = 4096
+
+
 class SendCodec:
     """``Send`` frames, nearly all the traffic, by a shortcut; same bytes, same limits.
 
@@ -466,17 +473,18 @@ class SendCodec:
             if code != EXT_PID or end > len(body):
                 return None
             key = bytes(body[2:end])
-            pid = self._pids.get(key)
-            if pid is None:
+            known = self._pids.get(key)
+            if known is None:
                 try:
-                    pid = self._frame_codec.decode(key)
+                    decoded = self._frame_codec.decode(key)
                 except DecodeError:
                     return None
-                if type(pid) is not Pid:  # pragma: no cover - an EXT_PID decodes to a Pid
+                if type(decoded) is not Pid:  # pragma: no cover - an EXT_PID decodes to a Pid
                     return None
                 if len(self._pids) >= _PREFIX_CACHE_SIZE:
                     self._pids.clear()
-                self._pids[key] = pid
+                known = self._pids[key] = decoded
+            pid = known
             self._last_key = key
             self._last_pid = pid
             self._last_end = end

@@ -218,15 +218,22 @@ class Session:
         self.conn.receive_data(data)
         return self.pending()
 
-    def pending(self) -> list[Any]:
-        """The events already buffered (e.g. bytes that came with the handshake).
+    def receive_data(self, data: bytes | bytearray) -> None:
+        """Take received bytes; ``pending`` returns the events they finish."""
+        self.conn.receive_data(data)
+
+    def pending(self, limit: int | None = None) -> list[Any]:
+        """The events buffered (e.g. bytes that came with the handshake).
+
+        Args:
+            limit: return at most this many events (by default, all there are).
 
         Raises:
             ProtocolError: the peer broke the protocol. The events of the frames
                 before a bad one are returned first (then ``failure`` is set),
                 and the next call raises.
         """
-        events: list[Any] = self.conn.next_events()
+        events: list[Any] = self.conn.next_events(limit)
         if events and type(events[-1]) is ConnectionClosed:
             events.pop()
         return events
