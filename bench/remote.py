@@ -53,8 +53,7 @@ import msgpack  # type: ignore[import-untyped]
 import trio
 import trio.lowlevel
 from beamlet.actors import receive, register, self_pid, send
-from beamlet.cluster import DistributionBusyError, connect, listen_address
-from beamlet.cluster import run as run_node
+from beamlet.cluster import DistributionBusyError, connect, listen_address, run as run_node
 
 BURST = 1000
 HOST = "127.0.0.1"

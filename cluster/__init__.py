@@ -30,7 +30,10 @@ from ._codec import Codec as Codec, decode as decode, encode as encode
 from ._connection import Connection as Connection
 from ._cookie import Cookie as Cookie, CookieError as CookieError
 from ._discovery import DNSPoll as DNSPoll
-from ._distribution import Distribution as Distribution, DistributionBusyError as DistributionBusyError
+from ._distribution import (
+    Distribution as Distribution,
+    DistributionBusyError as DistributionBusyError,
+)
 from ._errors import (
     DecodeError as DecodeError,
     LocalProtocolError as LocalProtocolError,
@@ -38,7 +41,11 @@ from ._errors import (
     RemoteProtocolError as RemoteProtocolError,
 )
 from ._messages import NodeDown as NodeDown, NodeUp as NodeUp
-from ._registry import MessageRegistry as MessageRegistry, RemoteError as RemoteError, message as message
+from ._registry import (
+    MessageRegistry as MessageRegistry,
+    RemoteError as RemoteError,
+    message as message,
+)
 from ._rpc import RpcError as RpcError, export as export, rpc as rpc, spawn_on as spawn_on
 from ._transport import (
     MemoryNetwork as MemoryNetwork,

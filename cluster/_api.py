@@ -9,8 +9,7 @@ from typing import Any, TypeVar
 
 import outcome
 import trio
-from beamlet.actors import Node, self_pid
-from beamlet.actors import open_node as open_local_node
+from beamlet.actors import Node, open_node as open_local_node, self_pid
 from beamlet.actors._context import current_node
 from beamlet.actors._node import LOCAL_NODE_NAME, check_async
 

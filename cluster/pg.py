@@ -31,14 +31,10 @@ from beamlet.actors import (
     Pid,
     Ref,
     call,
+    demonitor as demonitor_process,
+    monitor as monitor_process,
     self_pid,
     send,
-)
-from beamlet.actors import (
-    demonitor as demonitor_process,
-)
-from beamlet.actors import (
-    monitor as monitor_process,
 )
 from beamlet.actors._context import current_node, current_process
 from beamlet.actors._node import Node

@@ -38,8 +38,7 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import trio
-from beamlet.actors import Node
-from beamlet.actors import open_node as open_local_node
+from beamlet.actors import Node, open_node as open_local_node
 
 from ._api import start_distribution
 from ._distribution import Distribution

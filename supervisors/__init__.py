@@ -9,26 +9,31 @@ shuts down cleanly on SIGTERM/SIGINT. See docs/supervision.md.
 
 from beamlet.actors._util import fixup_module_metadata as _fixup_module_metadata
 
-from ._application import ApplicationError as ApplicationError
-from ._application import ForcedShutdownError as ForcedShutdownError
-from ._application import load_children as load_children
-from ._application import run_application as run_application
-from ._application import serve as serve
-from ._common import ChildCounts as ChildCounts
-from ._common import ChildInfo as ChildInfo
-from ._common import StartResult as StartResult
-from ._common import SupervisorError as SupervisorError
-from ._common import SupRef as SupRef
+from ._application import (
+    ApplicationError as ApplicationError,
+    ForcedShutdownError as ForcedShutdownError,
+    load_children as load_children,
+    run_application as run_application,
+    serve as serve,
+)
+from ._common import (
+    ChildCounts as ChildCounts,
+    ChildInfo as ChildInfo,
+    StartResult as StartResult,
+    SupervisorError as SupervisorError,
+    SupRef as SupRef,
+)
 from ._dynamic import DynamicSupervisor as DynamicSupervisor
 from ._plan import Strategy as Strategy
-from ._spec import ChildLike as ChildLike
-from ._spec import ChildSpec as ChildSpec
-from ._spec import ChildType as ChildType
-from ._spec import Restart as Restart
-from ._spec import Shutdown as Shutdown
-from ._spec import worker as worker
-from ._supervisor import Supervisor as Supervisor
-from ._supervisor import SupervisorSpec as SupervisorSpec
+from ._spec import (
+    ChildLike as ChildLike,
+    ChildSpec as ChildSpec,
+    ChildType as ChildType,
+    Restart as Restart,
+    Shutdown as Shutdown,
+    worker as worker,
+)
+from ._supervisor import Supervisor as Supervisor, SupervisorSpec as SupervisorSpec
 from ._task_supervisor import TaskSupervisor as TaskSupervisor
 
 _fixup_module_metadata(__name__, globals())

@@ -2,7 +2,6 @@
 
 import trio
 import trio.testing
-
 from beamlet.actors import receive, self_pid, send
 from beamlet.cluster import RpcError, export, pg, rpc
 from beamlet.cluster.simulation import simulated_cluster
@@ -30,8 +29,10 @@ async def main() -> None:
             except RpcError as exc:
                 print("refused:", exc.reason)
 
-            while len(pg.members("workers")) < 2:
-                await trio.sleep(0.01)
+            ref, members = await pg.monitor("workers")  # GroupChange messages follow
+            while len(members) < 2:
+                await receive(lambda m: isinstance(m, pg.GroupChange) and m.ref == ref)
+                members = pg.members("workers")
             for pid in pg.members("workers"):
                 send(pid, (self_pid(), pid.node))
             print(sorted([(await receive())[1] for _ in range(2)]))

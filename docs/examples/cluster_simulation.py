@@ -2,7 +2,6 @@
 
 import trio
 import trio.testing
-
 from beamlet.actors import ExitSignal, link, receive, trap_exits
 from beamlet.cluster import NodeDown, NodeUp, monitor_nodes
 from beamlet.cluster.simulation import simulated_cluster

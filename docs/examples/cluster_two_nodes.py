@@ -1,9 +1,8 @@
 """Two nodes in one program, over real loopback TCP: send by name, monitor across nodes."""
 
-import trio
-
 import logging
 
+import trio
 from beamlet.actors import Down, monitor, receive, self_pid, send
 from beamlet.cluster import connect, distribution, nodes, open_node
 

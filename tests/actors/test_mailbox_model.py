@@ -13,8 +13,7 @@ from typing import Any
 
 import trio.testing
 from beamlet.actors import ReceiveTimeoutError, receive, run, self_pid, send, spawn
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 TAGS = "abc"
 

@@ -7,7 +7,6 @@ import stat
 from pathlib import Path
 
 import pytest
-
 from beamlet.cluster._cookie import Cookie, CookieError, resolve_cookie
 
 
@@ -29,7 +28,9 @@ def test_argument_wins_over_environment(monkeypatch: pytest.MonkeyPatch) -> None
     assert resolve_cookie().secret == b"environment-cookie-0123456789"
 
 
-def test_cookie_file_is_created_with_mode_0600(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cookie_file_is_created_with_mode_0600(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("BEAMLET_COOKIE", raising=False)
     path = tmp_path / "dir" / "cookie"
     monkeypatch.setenv("BEAMLET_COOKIE_FILE", str(path))
@@ -39,7 +40,9 @@ def test_cookie_file_is_created_with_mode_0600(tmp_path: Path, monkeypatch: pyte
     assert resolve_cookie() == first
 
 
-def test_cookie_file_readable_by_others_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cookie_file_readable_by_others_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("BEAMLET_COOKIE", raising=False)
     path = tmp_path / "cookie"
     path.write_text("a-perfectly-long-cookie-value")

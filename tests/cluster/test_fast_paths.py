@@ -25,8 +25,7 @@ from beamlet.cluster._connection import NEED_DATA, Connection, State
 from beamlet.cluster._errors import RemoteProtocolError
 from beamlet.cluster._events import Send, Tick, unchecked_send
 from beamlet.cluster._frames import HEADER, SendCodec, decode_data, encode_data
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 COOKIE = b"the-shared-cookie-0123456789"
 B_PID = Pid("b@127.0.0.1", 9, 2)

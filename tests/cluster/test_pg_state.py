@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from hypothesis import given, settings, strategies as st
-
 from beamlet.actors import Pid
 from beamlet.cluster._pg_state import GroupsState
+from hypothesis import given, settings, strategies as st
 
 A = "a@a"
 B = "b@b"
@@ -60,7 +59,9 @@ def test_sync_reports_the_difference_and_drop_node_clears() -> None:
 @settings(max_examples=200)
 @given(
     st.lists(
-        st.tuples(st.sampled_from(["join", "leave"]), st.sampled_from(["g", "h"]), st.integers(1, 3)),
+        st.tuples(
+            st.sampled_from(["join", "leave"]), st.sampled_from(["g", "h"]), st.integers(1, 3)
+        ),
         max_size=40,
     )
 )
@@ -83,7 +84,11 @@ def test_local_membership_matches_a_multiset_model(ops: list[tuple[str, str, int
 
 @settings(max_examples=200)
 @given(
-    st.lists(st.dictionaries(st.sampled_from(["g", "h"]), st.lists(st.integers(1, 4), max_size=4)), min_size=1, max_size=6)
+    st.lists(
+        st.dictionaries(st.sampled_from(["g", "h"]), st.lists(st.integers(1, 4), max_size=4)),
+        min_size=1,
+        max_size=6,
+    )
 )
 def test_successive_syncs_replay_to_the_last_report(reports: list[dict[str, list[int]]]) -> None:
     state = GroupsState()

@@ -46,8 +46,7 @@ from beamlet.cluster._frames import (
     encode_data,
     encode_handshake,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 COOKIE = b"the-shared-cookie-0123456789"
 OTHER_COOKIE = b"another-cookie-9876543210zz"

@@ -6,8 +6,7 @@ import math
 
 import pytest
 from beamlet.supervisors._intensity import RestartIntensity, check_intensity
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 
 def otp_add_restart(restarts: list[float], now: float, period: float) -> list[float]:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 from beamlet.supervisors._plan import RestartPlan, plan_restart
-from hypothesis import assume, given
-from hypothesis import strategies as st
+from hypothesis import assume, given, strategies as st
 
 
 def test_S8_one_for_one_restarts_only_the_failed_child() -> None:
