@@ -588,16 +588,9 @@ async def call(
         aliases = proc.aliases = set()
     aliases.add(ref)
     server_proc = node.lookup(target) if type(target) is Pid else None
-    if server_proc is not None and server_proc.exit_reason is None:
-        # The common case, a live local server: monitor and deliver directly.
-        monitors = proc.monitors
-        if monitors is None:
-            monitors = proc.monitors = {}
-        monitors[ref] = target
-        watched = server_proc.monitored_by
-        if watched is None:
-            watched = server_proc.monitored_by = {}
-        watched[ref] = (proc.pid, target)
+    if server_proc is not None:
+        # The common case, a local server: monitor and deliver directly.
+        node.watch_local(proc, server_proc, ref, target)
         server_proc.deliver(Call(From(proc.pid, ref), request))
     else:
         node.monitor(proc, target, ref=ref)

@@ -506,13 +506,18 @@ class Node:
         if other is None:
             proc.deliver(Down(ref, obj, "noproc"))
             return ref
+        self.watch_local(proc, other, ref, obj)
+        return ref
+
+    @staticmethod
+    def watch_local(proc: Process, other: Process, ref: Ref, obj: Any) -> None:
+        """Record that ``proc`` monitors the local process ``other`` with ``ref``."""
         if proc.monitors is None:
             proc.monitors = {}
         proc.monitors[ref] = other.pid
         if other.monitored_by is None:
             other.monitored_by = {}
         other.monitored_by[ref] = (proc.pid, obj)
-        return ref
 
     def demonitor(self, proc: Process, ref: Ref, flush: bool = False) -> bool:
         target = proc.monitors.pop(ref, None) if proc.monitors else None
