@@ -571,7 +571,7 @@ async def call(
     Cancellation:
         A checkpoint; a reply arriving after cancellation is dropped.
     """
-    if timeout is not None:
+    if timeout is not None and not (type(timeout) is float and timeout >= 0):
         validate_timeout(timeout)
     proc = current_process()
     node = proc.node

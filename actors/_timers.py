@@ -80,15 +80,19 @@ class Timers:
         self._seq = itertools.count().__next__
         self._dead = 0
         self._scope: trio.CancelScope | None = None
+        # The deadline the timer task sleeps until (a plain float, as reading
+        # ``CancelScope.deadline`` is a property call); -inf while it is awake.
+        self._wake_at = -math.inf
 
     def __len__(self) -> int:
         return len(self._heap) - self._dead
 
     def _push(self, deadline: float, item: _Timer | Wake) -> None:
         heapq.heappush(self._heap, (deadline, self._seq(), item))
-        scope = self._scope
-        if scope is not None and deadline < scope.deadline:
-            scope.deadline = deadline
+        if deadline < self._wake_at:
+            self._wake_at = deadline
+            if self._scope is not None:
+                self._scope.deadline = deadline
         if self._dead > 1024 and self._dead > len(self._heap) // 2:
             self._heap = [entry for entry in self._heap if not entry[2].dead]
             heapq.heapify(self._heap)
@@ -130,10 +134,12 @@ class Timers:
         while True:
             self._drop_dead_top()
             heap = self._heap
-            with trio.CancelScope(deadline=heap[0][0] if heap else math.inf) as scope:
+            self._wake_at = heap[0][0] if heap else math.inf
+            with trio.CancelScope(deadline=self._wake_at) as scope:
                 self._scope = scope
                 await trio.sleep_forever()
             self._scope = None
+            self._wake_at = -math.inf
             now = trio.current_time()
             heap = self._heap
             while heap and heap[0][0] <= now:

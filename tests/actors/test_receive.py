@@ -451,3 +451,32 @@ async def test_call_style_reply_matching_on_a_fresh_ref(node: Node) -> None:
         assert await drain() == [("noise", i) for i in range(1000)]
 
     await node.run(body)
+
+
+async def test_receive_in_a_cancelled_scope_raises_cancelled_with_mail_waiting(
+    node: Node,
+) -> None:
+    """``receive`` is a checkpoint even when a message is there to take, and the
+    cancellation takes nothing from the mailbox."""
+
+    async def body() -> None:
+        me = self_pid()
+        for i in range(3):
+            send(me, i)
+        for expected in range(3):
+            with trio.CancelScope() as scope:
+                scope.cancel()
+                await receive()
+                raise AssertionError("receive() in a cancelled scope returned")
+            assert scope.cancelled_caught
+            assert await receive() == expected
+
+    await node.run(body)
+
+
+def test_receive_uses_the_inline_cancel_check_with_this_trio() -> None:
+    """The Trio the package is tested against keeps the flag ``receive`` reads
+    inline; if a release moves it, this fails (``receive`` stays correct, slower)."""
+    from beamlet.actors._process import FAST_CANCEL_CHECK
+
+    assert FAST_CANCEL_CHECK is True
