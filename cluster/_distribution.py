@@ -49,7 +49,7 @@ from beamlet.actors._router import Router
 
 from . import _wire as wire
 from ._cookie import Cookie
-from ._events import Send
+from ._events import ConnectionClosed, Send
 from ._messages import NodeDown, NodeUp
 from ._ticks import TickState
 from ._transport import Transport, certificate_problem, split_address
@@ -214,10 +214,12 @@ class Peer:
         rarely runs because of them (with whole 64 KiB reads, it did for
         about a sixth of the receiving node's time).
         """
-        pending = self.session.pending
+        next_events = self.session.conn.next_events
         while True:
             try:
-                events = pending(DISPATCH_BATCH)
+                events = next_events(DISPATCH_BATCH)
+                if events and type(events[-1]) is ConnectionClosed:
+                    events.pop()  # the reader sees the end of the stream itself
             except wire.ProtocolError as exc:
                 self.close_reason = ("protocol_error", str(exc))
                 logger.warning("closing the connection to %s: %s", self.name, exc)
@@ -236,6 +238,8 @@ class Peer:
         fd = self._fd
         grain = self._tick_grain
         wait_readable = trio.lowlevel.wait_readable
+        cancel_shielded_checkpoint = trio.lowlevel.cancel_shielded_checkpoint
+        receive_data = session.conn.receive_data
         data: bytes | bytearray
         while True:
             try:
@@ -257,18 +261,25 @@ class Peer:
                 self.close_reason = "connection_closed"
                 logger.info("connection to %s closed by the peer", self.name)
                 return
-            now = trio.current_time()
-            if now >= ticks.last_received + grain:
-                ticks.on_received(now)
             self._direct = True
             try:
-                session.receive_data(data)
+                receive_data(data)
             except wire.ProtocolError as exc:
                 self.close_reason = ("protocol_error", str(exc))
                 logger.warning("closing the connection to %s: %s", self.name, exc)
                 return
             if not self._apply_pending():
                 return
+            if fd >= 0:
+                # Let the processes this read woke run, and answer, before this
+                # task asks to be woken again: a reply then leaves before the
+                # reader's re-registration and bookkeeping, not after them. Two
+                # passes, as Trio runs the tasks of a pass in either order.
+                await cancel_shielded_checkpoint()
+                await cancel_shielded_checkpoint()
+            now = trio.current_time()
+            if now >= ticks.last_received + grain:
+                ticks.on_received(now)
 
     def _failed(self) -> bool:
         """Whether a bad frame followed the events just dispatched: then close."""

@@ -417,6 +417,8 @@ class SendCodec:
                 max_map_len=codec.max_map_len,
             )
         self._prefixes: dict[Pid, bytes] = {}  # pid -> array header, kind and pid
+        self._sent_pid: Pid | None = None  # the pid of the last frame encoded
+        self._sent_prefix = b""
         self._pids: dict[bytes, Pid] = {}  # the pid's extension bytes -> pid
         # The pid of the last frame decoded, and its bytes (at first, any pid).
         self._last_pid = Pid("nonode@nohost", 0, 0)
@@ -434,12 +436,19 @@ class SendCodec:
         codec = self._codec
         if codec is None:
             return encode_data(Send(to_pid, msg), self._frame_codec)
-        prefix = self._prefixes.get(to_pid)
-        if prefix is None:
-            prefix = self._frame_codec.encode([SEND, to_pid, None])[:-1]  # without the nil
-            if len(self._prefixes) >= _PREFIX_CACHE_SIZE:
-                self._prefixes.clear()
-            self._prefixes[to_pid] = prefix
+        if to_pid is self._sent_pid:  # the same pid object as last time: no hashing
+            prefix = self._sent_prefix
+        else:
+            known = self._prefixes.get(to_pid)
+            if known is None:
+                prefix = self._frame_codec.encode([SEND, to_pid, None])[:-1]  # without the nil
+                if len(self._prefixes) >= _PREFIX_CACHE_SIZE:
+                    self._prefixes.clear()
+                self._prefixes[to_pid] = prefix
+            else:
+                prefix = known
+            self._sent_pid = to_pid
+            self._sent_prefix = prefix
         payload = codec.encode(msg)
         size = len(prefix) + len(payload)
         if size > self.max_size:

@@ -86,6 +86,25 @@ def test_send_codec_makes_and_reads_the_bytes_of_the_general_codec(pid: Pid, msg
     assert fast.decode(bytearray(body)) == Send(pid, msg)
 
 
+@settings(max_examples=100)
+@given(st.lists(st.tuples(pids, st.booleans(), st.integers()), min_size=1, max_size=12))
+def test_one_send_codec_over_many_pids_keeps_each_frame_exact(
+    sends: list[tuple[Pid, bool, int]],
+) -> None:
+    """Pids alternate, repeat as the same object and as equal copies: every
+    frame is still the general codec's, whichever cache answered."""
+    codec = Codec()
+    fast = SendCodec(codec)
+    previous: Pid | None = None
+    for pid, reuse, msg in sends:
+        if reuse and previous is not None:
+            pid = previous  # the very object of the last send
+        elif previous is not None and pid == previous:
+            pid = Pid(pid.node, pid.id, pid.creation)  # an equal, distinct object
+        assert fast.encode(pid, msg) == encode_data(Send(pid, msg), codec)
+        previous = pid
+
+
 def test_connection_send_paths_agree() -> None:
     a, b = _handshake()
     for pid, msg in [(B_PID, 1), (LONG_PID, ("x", [1, 2])), (B_PID, {"k": B_PID})]:
