@@ -59,6 +59,7 @@ from ._events import (
 )
 from ._frames import (
     DEFAULT_MAX_FRAME_SIZE,
+    HEADER,
     KINDS,
     MAX_HANDSHAKE_FRAME,
     SEND,
@@ -389,6 +390,46 @@ class Connection:
             self._reader.feed(data)
         else:
             self._eof = True
+
+    def receive_events(self, data: bytes | bytearray, limit: int | None = None) -> list[Event]:
+        """``receive_data(data)``, then ``next_events(limit)``: the driver's hot path.
+
+        When nothing is buffered and ``data`` is exactly one whole ``Send``
+        frame in the usual layout (a message or a reply arriving on its own,
+        as in a request/response exchange), its event comes without going
+        through the frame buffer. The result, and the errors, are those of
+        the two calls.
+
+        Args:
+            data: bytes received from the peer (not ``b""``: the end of
+                stream goes through ``receive_data``).
+            limit: return at most this many events (by default, all there are).
+
+        Raises:
+            RemoteProtocolError, LocalProtocolError: as ``receive_data`` and
+                ``next_events``.
+        """
+        n = len(data)
+        if (
+            n > 6
+            and self._state is _CONNECTED
+            and not self._eof
+            and not self._reader.buffered
+            and HEADER.unpack_from(data)[0] == n - 4
+            and n - 4 <= self.max_frame_size
+            and data[4] == 0x93  # _SEND_HEAD
+            and data[5] == SEND
+        ):
+            try:
+                sent = self._sends.decode(data[4:])
+            except RemoteProtocolError as exc:  # as next_events does
+                self.failure = exc
+                self._set_state(_ERROR)
+                raise
+            if sent is not None:
+                return [sent]
+        self.receive_data(data)
+        return self.next_events(limit)
 
     def next_event(self) -> Event | NeedData:
         """Return the next event, or ``NEED_DATA`` if no complete frame is buffered.

@@ -239,7 +239,7 @@ class Peer:
         grain = self._tick_grain
         wait_readable = trio.lowlevel.wait_readable
         cancel_shielded_checkpoint = trio.lowlevel.cancel_shielded_checkpoint
-        receive_data = session.conn.receive_data
+        receive_events = session.conn.receive_events
         data: bytes | bytearray
         while True:
             try:
@@ -263,12 +263,14 @@ class Peer:
                 return
             self._direct = True
             try:
-                receive_data(data)
+                events = receive_events(data, DISPATCH_BATCH)
             except wire.ProtocolError as exc:
                 self.close_reason = ("protocol_error", str(exc))
                 logger.warning("closing the connection to %s: %s", self.name, exc)
                 return
-            if not self._apply_pending():
+            if not self._dispatch(events) or self._failed():
+                return
+            if len(events) == DISPATCH_BATCH and not self._apply_pending():
                 return
             if fd >= 0:
                 # Let the processes this read woke run, and answer, before this

@@ -375,3 +375,59 @@ async def test_tcp_a_node_that_sends_and_exits_at_once() -> None:
             with trio.fail_after(10):
                 await done.wait()
         assert got == list(range(100))
+
+
+def _outcome(step: Callable[[], list[Any]]) -> tuple[str, Any]:
+    try:
+        return "events", step()
+    except RemoteProtocolError as exc:
+        return "error", str(exc)
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(st.tuples(st.sampled_from([B_PID, LONG_PID]), messages), min_size=1, max_size=6),
+    st.data(),
+)
+def test_receive_events_is_receive_data_then_next_events(
+    sends: list[tuple[Pid, Any]], data: st.DataObject
+) -> None:
+    """The one-whole-frame shortcut changes nothing: same events, same errors,
+    same state, for whole frames, split ones, several at once and damaged ones."""
+    a, _ = _handshake()
+    wire = bytearray(b"".join(a.send_message(pid, msg) for pid, msg in sends))
+    if data.draw(st.booleans()):  # damage a byte: a bad message, kind or length
+        wire[data.draw(st.integers(0, len(wire) - 1))] = data.draw(st.integers(0, 255))
+    cuts = sorted(set(data.draw(st.lists(st.integers(1, len(wire) - 1), max_size=4))))
+    chunks = [bytes(wire[i:j]) for i, j in zip([0, *cuts], [*cuts, len(wire)], strict=True)]
+    limit = data.draw(st.sampled_from([None, 1, 2, 128]))
+    _, fast = _handshake()
+    _, slow = _handshake()
+    for chunk in chunks:
+
+        def general(chunk: bytes = chunk) -> list[Any]:
+            slow.receive_data(chunk)
+            return slow.next_events(limit)
+
+        expected = _outcome(general)
+        assert _outcome(lambda chunk=chunk: fast.receive_events(chunk, limit)) == expected
+        assert fast.state is slow.state
+        assert str(fast.failure) == str(slow.failure)
+        if expected[0] == "error":
+            break
+        # What a limit left buffered comes out the same way.
+        assert _outcome(lambda: fast.next_events()) == _outcome(lambda: slow.next_events())
+
+
+def test_receive_events_takes_a_lone_send_frame_directly() -> None:
+    a, b = _handshake()
+    frame = a.send_message(B_PID, ("reply", 1))
+    assert b.receive_events(frame) == [Send(B_PID, ("reply", 1))]
+    assert b.next_events() == []
+    # A lone frame with a bad message fails the connection, as next_events would.
+    bad = bytearray(a.send_message(B_PID, 1))
+    bad[-1] = 0xC1  # never used in msgpack
+    with pytest.raises(RemoteProtocolError, match="undecodable"):
+        b.receive_events(bytes(bad))
+    assert b.state is State.ERROR
+    assert b.failure is not None
