@@ -285,7 +285,7 @@ class Peer:
 
     def _failed(self) -> bool:
         """Whether a bad frame followed the events just dispatched: then close."""
-        failure = self.session.failure
+        failure = self.session.conn.failure
         if failure is None:
             return False
         self.close_reason = ("protocol_error", str(failure))
