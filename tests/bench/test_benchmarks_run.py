@@ -1,0 +1,55 @@
+"""The benchmarks in ``bench/`` run to the end and print every figure.
+
+Smoke runs at small sizes: they check that each benchmark still works against
+the current code (the figures are not checked; benchmarks report timings,
+tests do not assert them).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def run_bench(*args: str, timeout: float) -> str:
+    done = subprocess.run(
+        [sys.executable, str(BENCH / args[0]), *args[1:]],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+@pytest.mark.timeout(120)
+def test_local_benchmark_prints_every_ratio() -> None:
+    out = run_bench("local.py", "--quick", timeout=110)
+    for figure in ("one-way", "ping-pong", "GenServer call", "spawn + exit", "memory per idle"):
+        assert any(line.startswith(figure) and "x " in line for line in out.splitlines()), out
+
+
+@pytest.mark.timeout(150)
+def test_remote_benchmark_prints_every_ratio() -> None:
+    out = run_bench("remote.py", "--quick", "--rounds", "1", timeout=140)
+    for figure in (
+        "remote one-way / raw batched msgpack",
+        "remote ping-pong / raw Trio TCP",
+        "round trip: beamlet",
+    ):
+        assert figure in out, out
+    if "Redis baseline skipped" not in out:
+        assert "remote one-way / Redis PUBLISH->subscriber" in out, out
+
+
+@pytest.mark.timeout(120)
+def test_supervision_benchmark_prints_every_figure() -> None:
+    out = run_bench("supervision.py", "--runs", "1", "--scale", "0.05", timeout=110)
+    assert "restarts" in out and "start_child" in out, out
