@@ -14,7 +14,7 @@ from beamlet.actors._context import current_node
 from beamlet.actors._node import LOCAL_NODE_NAME, check_async
 
 from ._cookie import Cookie, resolve_cookie
-from ._distribution import Distribution
+from ._distribution import AUTO_CONNECT, NODE_TYPES, Distribution
 from ._transport import TCPTransport, TLSConfig, Transport, split_address
 
 __all__ = [
@@ -80,6 +80,8 @@ async def start_distribution(
     seed_interval: float = 2.0,
     discovery: tuple[Any, ...] | list[Any] = (),
     connect_all: bool = True,
+    hidden: bool = False,
+    auto_connect: str = "always",
     insecure: bool = False,
 ) -> Distribution:
     """Turn a running local node into a distributed node named ``name``.
@@ -106,6 +108,21 @@ async def start_distribution(
         connect_all: connect to every node that gossip reveals (a full mesh);
             False keeps only the connections this node makes or accepts (Erlang's
             ``-connect_all false``).
+        hidden: make this a hidden node (Erlang's ``-hidden``), for tools and
+            consoles: its connections are hidden on both sides, so they are
+            not in ``nodes()`` (``nodes("hidden")`` lists them), carry no
+            gossip (the full mesh never grows through it) and reach only the
+            ``monitor_nodes`` subscribers that ask for hidden nodes. It
+            connects only where it is told to (``connect``, seeds, discovery,
+            or a send to a node whose address it knows).
+        auto_connect: when a use of a node connects to it (Erlang's
+            ``dist_auto_connect``): "always" (a send, link, monitor or gossip
+            connects, and reconnects after a disconnect); "once" (the same,
+            but a node that went down is not reconnected to, by any of those
+            or by seeds and discovery, until ``connect`` is called for it or
+            it connects itself); "never" (only ``connect``, seeds and
+            discovery connect; signals for a node not connected are dropped,
+            and links and monitors to it fire ``noconnection`` at once).
         insecure: allow a non-loopback listener without TLS.
 
     Returns:
@@ -117,6 +134,10 @@ async def start_distribution(
         raise RuntimeError(f"node {node.name} is already distributed")
     if not ticktime > 0 or not handshake_timeout > 0:
         raise ValueError("ticktime and handshake_timeout must be > 0 seconds")
+    if auto_connect not in AUTO_CONNECT:
+        raise ValueError(f"auto_connect is one of {', '.join(AUTO_CONNECT)}, not {auto_connect!r}")
+    if not isinstance(hidden, bool):
+        raise TypeError(f"hidden must be True or False, not {hidden!r}")
     _check_seeds(seeds)
     host = name.partition("@")[2]
     if transport is None:
@@ -139,6 +160,8 @@ async def start_distribution(
         seed_interval=seed_interval,
         discovery=tuple(discovery),
         connect_all=connect_all,
+        hidden=hidden,
+        auto_connect=auto_connect,
     )
     node.rename(name)
     node.router = dist
@@ -214,12 +237,23 @@ def node_name() -> str:
     return current_node().name
 
 
-def nodes() -> list[str]:
-    """The names of the nodes this node is connected to."""
+def nodes(node_type: str = "visible") -> list[str]:
+    """The names of the nodes this node is connected to, sorted.
+
+    Args:
+        node_type: "visible" (the default, Erlang's ``nodes()``): the nodes
+            of the cluster; "hidden": the hidden connections (with hidden
+            nodes, or all of them on a hidden node); "all": both.
+
+    Raises:
+        ValueError: an unknown ``node_type``.
+    """
     node = current_node()
     if not isinstance(node.router, Distribution):
+        if node_type not in NODE_TYPES:
+            raise ValueError(f"node_type is one of {', '.join(NODE_TYPES)}, not {node_type!r}")
         return []
-    return node.router.nodes()
+    return node.router.nodes(node_type)
 
 
 async def connect(node_or_address: str) -> bool:
@@ -247,9 +281,19 @@ def listen_address() -> str | None:
     return node.router.listen_address
 
 
-def monitor_nodes(flag: bool = True) -> bool:
-    """Subscribe the calling process to ``NodeUp``/``NodeDown`` messages; return the previous flag."""
-    return distribution().monitor_nodes(self_pid(), flag)
+def monitor_nodes(flag: bool = True, *, node_type: str = "visible") -> bool:
+    """Subscribe the calling process to ``NodeUp``/``NodeDown`` messages; return the previous flag.
+
+    Args:
+        flag: True to subscribe (again, possibly with another ``node_type``),
+            False to stop.
+        node_type: which connections to hear about: "visible" (the default),
+            "hidden" or "all" (see ``nodes``).
+
+    Raises:
+        ValueError: an unknown ``node_type``.
+    """
+    return distribution().monitor_nodes(self_pid(), flag, node_type)
 
 
 def monitor_node(node: str) -> None:

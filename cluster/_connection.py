@@ -245,6 +245,8 @@ class Connection:
         self.peer_creation: int | None = None
         #: The capabilities and version in use, once ``CONNECTED``.
         self.flags: int | None = None
+        #: The bits the peer offered (authenticated), once ``CONNECTED``.
+        self.peer_flags: int | None = None
         self.version: int | None = None
         self._set_state(State.IDLE if role is Role.INITIATOR else State.WAIT_HELLO)
 
@@ -619,6 +621,7 @@ class Connection:
         hello, challenge = self._hello, self._challenge
         assert hello is not None and challenge is not None
         self.flags = hello.flags & challenge.flags
+        self.peer_flags = challenge.flags if self.role is Role.INITIATOR else hello.flags
         self.version = challenge.version
         self._set_state(new_state)
         return Connected(self.peer_name, self.peer_creation, self.flags, self.version)  # type: ignore[arg-type]

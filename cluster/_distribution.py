@@ -49,7 +49,7 @@ from beamlet.actors._router import Router
 
 from . import _wire as wire
 from ._cookie import Cookie
-from ._events import ConnectionClosed, Send
+from ._events import Capability, ConnectionClosed, Send
 from ._messages import NodeDown, NodeUp
 from ._ticks import TickState
 from ._transport import Transport, certificate_problem, split_address
@@ -61,6 +61,16 @@ logger = logging.getLogger("beamlet.cluster")
 
 #: Events dispatched at a time by a connection's reader (see ``Peer._apply_pending``).
 DISPATCH_BATCH = 128
+
+
+#: The connection policies (Erlang's ``dist_auto_connect``): "always" connects
+#: on first use and after every disconnect; "once" does not reconnect by itself
+#: to a node that went down; "never" connects only when asked (``connect``,
+#: seeds, discovery).
+AUTO_CONNECT = ("always", "once", "never")
+
+#: What ``nodes`` and ``monitor_nodes`` can be asked for.
+NODE_TYPES = ("visible", "hidden", "all")
 
 
 class DistributionBusyError(RuntimeError):
@@ -85,6 +95,10 @@ class Peer:
         self.name = name
         self.creation = creation
         self.initiated = initiated
+        #: A hidden connection (either side is a hidden node): not in
+        #: ``nodes()``, never gossiped, seen by ``monitor_nodes`` subscribers
+        #: of hidden or all nodes only.
+        self.hidden = dist.hidden or bool((session.conn.peer_flags or 0) & Capability.HIDDEN)
         self.address: str | None = None
         self._out: list[bytes] = []
         #: Bytes queued or being written: what the peer has not been sent yet.
@@ -380,6 +394,8 @@ class Distribution(Router):
         seed_interval: float = 2.0,
         connect_all: bool = True,
         discovery: tuple[Any, ...] = (),
+        hidden: bool = False,
+        auto_connect: str = "always",
     ) -> None:
         super().__init__(node)
         self.cookie = cookie
@@ -394,6 +410,15 @@ class Distribution(Router):
         self.seed_interval = seed_interval
         self.connect_all = connect_all
         self.discovery = tuple(discovery)
+        self.hidden = hidden
+        if auto_connect not in AUTO_CONNECT:
+            raise ValueError(
+                f"auto_connect is one of {', '.join(AUTO_CONNECT)}, not {auto_connect!r}"
+            )
+        self.auto_connect = auto_connect
+        #: With ``auto_connect`` "once" or "never": the nodes that went down,
+        #: which only an explicit ``connect`` (or their own) brings back.
+        self._barred: set[str] = set()
         self.listen_address: str | None = None
         self.peers: dict[str, Peer] = {}
         self.addresses: dict[str, str] = {}  # node name -> listen address
@@ -402,7 +427,7 @@ class Distribution(Router):
         self._handshakes: dict[str, _Handshake] = {}  # node -> the handshake that goes on
         self._hellos: dict[str, int] = {}  # node -> incoming handshakes not yet authenticated
         self._connecting: dict[str, _Connecting] = {}  # node -> signals queued meanwhile
-        self._subscribers: dict[Pid, bool] = {}  # monitor_nodes
+        self._subscribers: dict[Pid, str] = {}  # monitor_nodes: pid -> node type
         self._node_watchers: dict[str, list[Pid]] = {}  # monitor_node
         self._nursery: trio.Nursery | None = None
         self.closed = False
@@ -450,7 +475,8 @@ class Distribution(Router):
             return
         name = self._names.get(address)
         if name is not None:
-            self._start_connect(name, address, queue=False)
+            if name not in self._barred:  # went down under "once"/"never": not again
+                self._start_connect(name, address, queue=False)
             return
         if address in self._dialing:
             return
@@ -531,7 +557,13 @@ class Distribution(Router):
             creation=self.node.creation,
             cookie=self.cookie,
             max_frame_size=self.max_frame_size,
+            hidden=self.hidden,
         )
+
+    def _may_auto_connect(self, name: str) -> bool:
+        """Whether a use of ``name`` (a send, link, monitor, gossip) may connect to it."""
+        policy = self.auto_connect
+        return policy == "always" or (policy == "once" and name not in self._barred)
 
     async def _accept(self, stream: trio.abc.Stream) -> None:
         session = self._session(initiator=False)
@@ -768,15 +800,22 @@ class Distribution(Router):
     # -- membership -------------------------------------------------------------------
 
     def _node_up(self, peer: Peer) -> None:
-        logger.info("node %s up", peer.name)
-        known = [(self.node.name, self.listen_address)]
-        known += [(n, a) for n, a in self.addresses.items() if n != peer.name and n in self.peers]
-        self._gossip(peer, known)
-        if peer.address is not None:
-            for other in self.peers.values():
-                if other is not peer:
-                    self._gossip(other, [(peer.name, peer.address)])
-        for pid in self._live(self._subscribers):
+        logger.info("node %s up%s", peer.name, " (hidden)" if peer.hidden else "")
+        self._barred.discard(peer.name)
+        if not peer.hidden:  # hidden connections carry no gossip, and are in none
+            peers = self.peers
+            known = [(self.node.name, self.listen_address)]
+            known += [
+                (n, a)
+                for n, a in self.addresses.items()
+                if n != peer.name and n in peers and not peers[n].hidden
+            ]
+            self._gossip(peer, known)
+            if peer.address is not None:
+                for other in peers.values():
+                    if other is not peer and not other.hidden:
+                        self._gossip(other, [(peer.name, peer.address)])
+        for pid in self._subscribed(peer):
             self.node.remote_send(pid, NodeUp(peer.name))
 
     def _gossip(self, peer: Peer, entries: list[tuple[str, str | None]]) -> None:
@@ -785,21 +824,24 @@ class Distribution(Router):
         except (wire.ProtocolError, TypeError, ValueError) as exc:  # a peer without gossip
             logger.info("no gossip to %s: %s", peer.name, exc)
 
-    def _live(self, pids: dict[Pid, bool]) -> list[Pid]:
-        """The subscribers still alive; the others are forgotten."""
+    def _subscribed(self, peer: Peer) -> list[Pid]:
+        """The ``monitor_nodes`` subscribers to tell about ``peer``; the dead are forgotten."""
         node = self.node
+        wanted = ("hidden", "all") if peer.hidden else ("visible", "all")
         alive = []
-        for pid in list(pids):
+        for pid, node_type in list(self._subscribers.items()):
             if node.lookup(pid) is None:
-                del pids[pid]
-            else:
+                del self._subscribers[pid]
+            elif node_type in wanted:
                 alive.append(pid)
         return alive
 
     def _node_down(self, peer: Peer, reason: Any) -> None:
         logger.info("node %s down: %r", peer.name, reason)
+        if self.auto_connect != "always":
+            self._barred.add(peer.name)
         self.node.node_down(peer.name)
-        for pid in self._live(self._subscribers):
+        for pid in self._subscribed(peer):
             self.node.remote_send(pid, NodeDown(peer.name, reason))
         self._notify_watchers(peer.name, reason)
 
@@ -813,19 +855,25 @@ class Distribution(Router):
             if name == self.node.name or not isinstance(address, str):
                 continue
             peer = self.peers.get(name)
-            if peer is not None and peer.address is None:
+            if peer is not None and peer.address is None and not peer.hidden:
                 # A peer that dialled this node says where it listens: tell the others.
                 for other in list(self.peers.values()):
-                    if other is not peer:
+                    if other is not peer and not other.hidden:
                         self._gossip(other, [(name, address)])
             self._remember(name, address)
-            if self.connect_all and name not in self.peers:
+            if self.connect_all and name not in self.peers and self._may_auto_connect(name):
                 self._start_connect(name, address, queue=False)
 
     # -- the API behind beamlet.cluster ------------------------------------------------
 
-    def nodes(self) -> list[str]:
-        return sorted(self.peers)
+    def nodes(self, node_type: str = "visible") -> list[str]:
+        """The connected nodes of ``node_type``: "visible", "hidden" or "all"."""
+        if node_type == "all":
+            return sorted(self.peers)
+        if node_type not in NODE_TYPES:
+            raise ValueError(f"node_type is one of {', '.join(NODE_TYPES)}, not {node_type!r}")
+        hidden = node_type == "hidden"
+        return sorted(name for name, peer in self.peers.items() if peer.hidden == hidden)
 
     async def connect(self, target: str) -> bool:
         """Connect to a node name (whose address is known) or a ``host:port`` address.
@@ -845,6 +893,7 @@ class Distribution(Router):
             return True
         if self.closed:
             return False
+        self._barred.discard(target)  # asked for: the policy allows it again
         connecting = self._connecting.get(target)
         if connecting is None:
             address = self.addresses.get(target)
@@ -864,10 +913,12 @@ class Distribution(Router):
         peer.close("disconnect")
         return True
 
-    def monitor_nodes(self, pid: Pid, flag: bool) -> bool:
+    def monitor_nodes(self, pid: Pid, flag: bool, node_type: str = "visible") -> bool:
+        if node_type not in NODE_TYPES:
+            raise ValueError(f"node_type is one of {', '.join(NODE_TYPES)}, not {node_type!r}")
         previous = pid in self._subscribers
         if flag:
-            self._subscribers[pid] = True
+            self._subscribers[pid] = node_type
         else:
             self._subscribers.pop(pid, None)
         return previous
@@ -880,7 +931,8 @@ class Distribution(Router):
             self._node_watchers.setdefault(name, []).append(pid)
             return
         address = self.addresses.get(name)
-        if self.closed or (address is None and name not in self._handshakes):
+        underway = name in self._handshakes or name in self._connecting
+        if self.closed or not (underway or (address is not None and self._may_auto_connect(name))):
             self.node.remote_send(pid, NodeDown(name, "connection_setup_failed"))
             return
         self._node_watchers.setdefault(name, []).append(pid)
@@ -903,7 +955,7 @@ class Distribution(Router):
             return True
         connecting = self._connecting.get(node)
         if connecting is None:
-            if self.closed:
+            if self.closed or not self._may_auto_connect(node):
                 return False
             address = self.addresses.get(node)
             if address is None and node not in self._handshakes:
@@ -999,7 +1051,8 @@ class Distribution(Router):
                 target = (target, peer.name)
             node.remote_down(event.watcher, event.ref, target, event.reason)
         elif kind == "gossip":
-            self.learn(event.nodes)
+            if not peer.hidden:  # a hidden node's gossip is ignored, as it gets none
+                self.learn(event.nodes)
         elif kind == "tick":
             pass
         else:  # pragma: no cover - the wire layer only yields known kinds

@@ -74,10 +74,15 @@ class Capability(enum.IntFlag):
 
     ``BASE`` is every control message but ``NodesGossip``, and is required by
     default. Unknown bits from newer peers are ignored.
+
+    ``HIDDEN`` is not a feature but a property of the node that offers it: a
+    hidden node (Erlang's ``-hidden``). A connection is hidden when either
+    side offers it (``Connection.peer_flags`` holds what the peer offered).
     """
 
     BASE = 1
     GOSSIP = 2
+    HIDDEN = 4
 
 
 def is_valid_node_name(name: object) -> bool:

@@ -19,10 +19,11 @@ from beamlet.actors._gen_server import Call, Cast, From, StopRequest
 
 from ._auth import Role
 from ._codec import encode
-from ._connection import NEED_DATA, Connection
+from ._connection import DEFAULT_FLAGS, NEED_DATA, Connection
 from ._cookie import Cookie
 from ._errors import ProtocolError, RemoteProtocolError
 from ._events import (
+    Capability,
     Challenge,
     Connected,
     ConnectionClosed,
@@ -131,6 +132,7 @@ class Session:
         cookie: Cookie,
         max_frame_size: int,
         expected_peer: str | None = None,
+        hidden: bool = False,
     ) -> None:
         self.initiator = initiator
         self.conn = Connection(
@@ -138,6 +140,7 @@ class Session:
             node_name=name,
             creation=creation,
             cookie=cookie.secret,
+            flags=DEFAULT_FLAGS | Capability.HIDDEN if hidden else DEFAULT_FLAGS,
             max_frame_size=max_frame_size,
             expected_peer=expected_peer,
         )

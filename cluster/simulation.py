@@ -56,12 +56,15 @@ SIMULATION_PORT = 4370
 
 
 class _SimNode:
-    def __init__(self, short: str, seeds: list[str] | None = None) -> None:
+    def __init__(
+        self, short: str, seeds: list[str] | None = None, options: Mapping[str, Any] | None = None
+    ) -> None:
         if not isinstance(short, str) or not short or "@" in short or ":" in short:
             raise ValueError(f"a simulated node has a short name like 'a', not {short!r}")
         self.short = short
         self.name = f"{short}@{short}"
         self.seeds = seeds  # short names; None: every other node
+        self.options = dict(options or {})  # this node's own start_distribution options
         self.node: Node | None = None
         self.scope: trio.CancelScope | None = None
         self.address: str | None = None
@@ -146,22 +149,24 @@ class SimulatedCluster:
         sim.stopped = trio.Event()
         await self._nursery.start(self._node_main, sim)
 
-    async def add(self, short: str, *, seeds: Iterable[str] | None = None) -> None:
+    async def add(self, short: str, *, seeds: Iterable[str] | None = None, **options: Any) -> None:
         """Start a new node ``short`` in the running cluster.
 
         Args:
             short: its short name (node ``"d"`` is ``"d@d"``).
             seeds: the short names of the nodes it knows (default: all).
+            **options: ``start_distribution`` options for this node only
+                (``hidden=True``, ``auto_connect="never"``...).
         """
         if short in self._nodes:
             raise ValueError(f"the cluster already has a node {short!r}")
-        self._nodes[short] = _SimNode(short, list(seeds) if seeds is not None else None)
+        self._nodes[short] = _SimNode(short, list(seeds) if seeds is not None else None, options)
         await self.start(short)
 
     async def _node_main(
         self, sim: _SimNode, *, task_status: Any = trio.TASK_STATUS_IGNORED
     ) -> None:
-        options = dict(self._options)
+        options = {**self._options, **sim.options}
         options.setdefault("cookie", SIMULATION_COOKIE)
         if sim.seeds is None:
             seeds = [self.address(o.short) for o in self._nodes.values() if o is not sim]
@@ -242,8 +247,15 @@ class SimulatedCluster:
                 await trio.sleep(poll)
 
     async def wait_connected(self, timeout: float = 60.0) -> None:
-        """Wait until every running node is connected to every other running node."""
-        running = [sim for sim in self._nodes.values() if sim.node is not None]
+        """Wait until every running node is connected to every other running node.
+
+        Hidden nodes (``hidden=True``) are left out: they join no mesh.
+        """
+        running = [
+            sim
+            for sim in self._nodes.values()
+            if sim.node is not None and not {**self._options, **sim.options}.get("hidden")
+        ]
 
         def meshed() -> bool:
             for sim in running:
