@@ -108,6 +108,10 @@ class Node:
         self.services: dict[str, Any] = {}
         self._system_pid = Pid(self.name, 0, self.creation)
         self._aliases: set[str] = set()
+        #: Unlinks from remote pids not yet acknowledged (D8): local pid ->
+        #: {remote pid: unlink id}. A ``Link`` from such a remote pid is ignored.
+        self._unlinking: dict[Pid, dict[Pid, int]] = {}
+        self._next_unlink = Counter()
 
     def __repr__(self) -> str:
         return f"<Node {self.name} ({len(self._procs)} processes)>"
@@ -325,6 +329,8 @@ class Node:
         del self._procs[pid.id]
         if proc.name is not None:
             del self._names[proc.name]
+        if self._unlinking:
+            self._unlinking.pop(pid, None)
         proc._waiting = None
         proc.mailbox = None
         proc.aliases = None
@@ -443,6 +449,10 @@ class Node:
                 proc.links = set()
             if pid not in proc.links:
                 proc.links.add(pid)
+                pending = self._unlinking.get(proc.pid)
+                if pending is not None and pid in pending:
+                    # Linked again: the old unlink's ack will change nothing.
+                    self.remote_unlink_ack(pid, proc.pid, pending[pid])
                 self.router.link(proc.pid, pid)
             return
         other = self.lookup(pid)
@@ -470,7 +480,9 @@ class Node:
             if other.links is not None:
                 other.links.discard(proc.pid)
         elif self.is_remote(pid.node):
-            self.router.unlink(proc.pid, pid)
+            unlink_id = self._next_unlink()
+            self._unlinking.setdefault(proc.pid, {})[pid] = unlink_id
+            self.router.unlink(proc.pid, pid, unlink_id)
 
     def exit_signal(self, sender: Pid, dest: Pid, reason: Any, *, link: bool) -> None:
         """Send an exit signal from ``sender`` to ``dest`` (link exit, or ``send_exit``)."""
@@ -558,19 +570,36 @@ class Node:
             proc.deliver(msg)
 
     def remote_link(self, remote: Pid, local: Pid) -> None:
-        """A remote process linked to a local one; answer ``noproc`` if it is gone."""
+        """A remote process linked to a local one; answer ``noproc`` if it is gone.
+
+        Ignored while the local process's unlink from ``remote`` is not yet
+        acknowledged: the two crossed, and the peer drops its side when the
+        unlink reaches it, so both sides end up without the link (D8).
+        """
         proc = self.lookup(local)
         if proc is None:
             self.router.exit(local, remote, "noproc", link=True)
+            return
+        pending = self._unlinking.get(local)
+        if pending is not None and remote in pending:
             return
         if proc.links is None:
             proc.links = set()
         proc.links.add(remote)
 
     def remote_unlink(self, remote: Pid, local: Pid) -> None:
+        """A remote process removed its link to a local one (the router acknowledges it)."""
         proc = self.lookup(local)
         if proc is not None and proc.links is not None:
             proc.links.discard(remote)
+
+    def remote_unlink_ack(self, remote: Pid, local: Pid, unlink_id: int) -> None:
+        """``remote`` acknowledged the unlink ``unlink_id`` of the local process ``local``."""
+        pending = self._unlinking.get(local)
+        if pending is not None and pending.get(remote) == unlink_id:
+            del pending[remote]
+            if not pending:
+                del self._unlinking[local]
 
     def remote_exit(self, sender: Pid, dest: Pid, reason: Any, *, link: bool) -> None:
         """An exit signal for a local process (``link``: because ``sender`` exited)."""
@@ -606,6 +635,9 @@ class Node:
 
     def node_down(self, node: str) -> None:
         """The connection to ``node`` is lost: break links and fire monitors (P29)."""
+        for local, pending in list(self._unlinking.items()):  # no ack will come
+            for remote in [p for p in pending if p.node == node]:
+                self.remote_unlink_ack(remote, local, pending[remote])
         for proc in list(self._procs.values()):
             if proc.links:
                 for other in [p for p in proc.links if p.node == node]:

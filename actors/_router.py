@@ -40,8 +40,14 @@ class Router:
         """``local`` has linked to ``remote``; tell the other side."""
         self.node.remote_exit(remote, local, "noconnection", link=True)
 
-    def unlink(self, local: Pid, remote: Pid) -> None:
-        """``local`` has removed its link to ``remote``; tell the other side."""
+    def unlink(self, local: Pid, remote: Pid, id: int) -> None:
+        """``local`` has removed its link to ``remote``; tell the other side.
+
+        The other side's acknowledgement comes back as
+        ``node.remote_unlink_ack(remote, local, id)``; without a connection,
+        at once (this default).
+        """
+        self.node.remote_unlink_ack(remote, local, id)
 
     def exit(self, sender: Pid, dest: Pid, reason: Any, *, link: bool) -> None:
         """Send an exit signal to the remote pid ``dest``."""

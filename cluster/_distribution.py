@@ -998,8 +998,9 @@ class Distribution(Router):
         if not self._emit(remote.node, event, control=True):
             self.node.remote_exit(remote, local, "noconnection", link=True)
 
-    def unlink(self, local: Pid, remote: Pid) -> None:
-        self._emit(remote.node, wire.unlink(local, remote), control=True)
+    def unlink(self, local: Pid, remote: Pid, id: int) -> None:
+        if not self._emit(remote.node, wire.unlink(local, remote, id), control=True):
+            self.node.remote_unlink_ack(remote, local, id)  # no connection: nothing to wait for
 
     def exit(self, sender: Pid, dest: Pid, reason: Any, *, link: bool) -> None:
         try:
@@ -1037,6 +1038,11 @@ class Distribution(Router):
             node.remote_link(event.from_pid, event.to_pid)
         elif kind == "unlink":
             node.remote_unlink(event.from_pid, event.to_pid)
+            self._emit(
+                peer.name, wire.unlink_ack(event.to_pid, event.from_pid, event.id), control=True
+            )
+        elif kind == "unlink_ack":
+            node.remote_unlink_ack(event.from_pid, event.to_pid, event.id)
         elif kind == "exit":
             node.remote_exit(event.from_pid, event.to_pid, event.reason, link=True)
         elif kind == "exit2":

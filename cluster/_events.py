@@ -51,6 +51,7 @@ __all__ = [
     "SendNamed",
     "Tick",
     "Unlink",
+    "UnlinkAck",
     "is_valid_node_name",
     "unchecked_send",
     "validate_address",
@@ -376,15 +377,36 @@ class Link:
 
 @attrs.frozen
 class Unlink:
-    """Remove the link between ``from_pid`` and ``to_pid``.
+    """Remove the link between ``from_pid`` and ``to_pid`` (Erlang ``UNLINK_ID``).
+
+    The peer answers with ``UnlinkAck(to_pid, from_pid, id)``. Until then the
+    unlinker ignores a ``Link`` from ``to_pid``, so that a link and an unlink
+    that cross leave both sides agreeing that there is no link.
 
     Attributes:
         from_pid: the unlinking process.
         to_pid: the process on the peer node.
+        id: a number the acknowledgement repeats (unique per unlinking node).
     """
 
     from_pid: Pid = attrs.field(validator=_pid)
     to_pid: Pid = attrs.field(validator=_pid)
+    id: int = attrs.field(validator=_u64)
+
+
+@attrs.frozen
+class UnlinkAck:
+    """The answer to ``Unlink`` (Erlang ``UNLINK_ID_ACK``): the link is gone here too.
+
+    Attributes:
+        from_pid: the process that was unlinked (here).
+        to_pid: the unlinking process (on the peer node).
+        id: the ``id`` of the ``Unlink`` it answers.
+    """
+
+    from_pid: Pid = attrs.field(validator=_pid)
+    to_pid: Pid = attrs.field(validator=_pid)
+    id: int = attrs.field(validator=_u64)
 
 
 @attrs.frozen
@@ -490,6 +512,7 @@ DATA_EVENTS: tuple[type, ...] = (
     SendNamed,
     Link,
     Unlink,
+    UnlinkAck,
     Exit,
     Exit2,
     Monitor,
@@ -500,7 +523,8 @@ DATA_EVENTS: tuple[type, ...] = (
 )
 
 DataEvent = (
-    (Send | SendNamed | Link | Unlink | Exit | Exit2 | Monitor | Demonitor | MonitorExit)
+    (Send | SendNamed | Link | Unlink | UnlinkAck | Exit | Exit2 | Monitor | Demonitor)
+    | MonitorExit
     | NodesGossip
     | Tick
 )

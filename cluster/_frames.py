@@ -15,13 +15,14 @@ kind  event         body
 16    Send          ``[16, to_pid, msg]``
 17    SendNamed     ``[17, from_pid | None, to_name, msg]``
 18    Link          ``[18, from_pid, to_pid]``
-19    Unlink        ``[19, from_pid, to_pid]``
+19    Unlink        ``[19, from_pid, to_pid, id]``
 20    Exit          ``[20, from_pid, to_pid, reason]``
 21    Exit2         ``[21, from_pid, to_pid, reason]``
 22    Monitor       ``[22, from_pid, target, ref]``
 23    Demonitor     ``[23, from_pid, target, ref]``
 24    MonitorExit   ``[24, target, watcher, ref, reason]``
 25    NodesGossip   ``[25, [[node, "host:port"], ...]]``
+26    UnlinkAck     ``[26, from_pid, to_pid, id]``
 ====  ============  ===========================================================
 
 Handshake frames are plain msgpack (no extension types) of at most
@@ -63,6 +64,7 @@ from ._events import (
     SendNamed,
     Tick,
     Unlink,
+    UnlinkAck,
     unchecked_send,
 )
 
@@ -112,6 +114,7 @@ KINDS: dict[int, type] = {
     23: Demonitor,
     24: MonitorExit,
     25: NodesGossip,
+    26: UnlinkAck,
 }
 
 #: Once this many bytes were consumed (and at least half the buffer), compact.
@@ -309,13 +312,14 @@ _DATA_ENCODERS: dict[type, Callable[[Any], list[Any]]] = {
     Send: lambda e: [SEND, e.to_pid, e.msg],
     SendNamed: lambda e: [17, e.from_pid, e.to_name, e.msg],
     Link: lambda e: [18, e.from_pid, e.to_pid],
-    Unlink: lambda e: [19, e.from_pid, e.to_pid],
+    Unlink: lambda e: [19, e.from_pid, e.to_pid, e.id],
     Exit: lambda e: [20, e.from_pid, e.to_pid, e.reason],
     Exit2: lambda e: [21, e.from_pid, e.to_pid, e.reason],
     Monitor: lambda e: [22, e.from_pid, e.target, e.ref],
     Demonitor: lambda e: [23, e.from_pid, e.target, e.ref],
     MonitorExit: lambda e: [24, e.target, e.watcher, e.ref, e.reason],
     NodesGossip: lambda e: [25, [[node, address] for node, address in e.nodes]],
+    UnlinkAck: lambda e: [26, e.from_pid, e.to_pid, e.id],
 }
 
 
@@ -356,13 +360,14 @@ _DATA_DECODERS: dict[int, Callable[[list[Any]], DataEvent]] = {
     SEND: _send,
     17: _arity(3, SendNamed),
     18: _arity(2, Link),
-    19: _arity(2, Unlink),
+    19: _arity(3, Unlink),
     20: _arity(3, Exit),
     21: _arity(3, Exit2),
     22: _arity(3, Monitor),
     23: _arity(3, Demonitor),
     24: _arity(4, MonitorExit),
     25: _gossip,
+    26: _arity(3, UnlinkAck),
 }
 
 

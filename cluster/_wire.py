@@ -40,6 +40,7 @@ from ._events import (
     SendNamed,
     Tick,
     Unlink,
+    UnlinkAck,
 )
 from ._frames import encode_handshake
 from ._messages import NodeDown, NodeUp
@@ -255,6 +256,7 @@ _KINDS: dict[type, str] = {
     SendNamed: "send_named",
     Link: "link",
     Unlink: "unlink",
+    UnlinkAck: "unlink_ack",
     Exit: "exit",
     Exit2: "exit2",
     Monitor: "monitor",
@@ -282,8 +284,12 @@ def link(local: Pid, remote: Pid) -> Link:
     return Link(local, remote)
 
 
-def unlink(local: Pid, remote: Pid) -> Unlink:
-    return Unlink(local, remote)
+def unlink(local: Pid, remote: Pid, id: int) -> Unlink:
+    return Unlink(local, remote, id)
+
+
+def unlink_ack(local: Pid, remote: Pid, id: int) -> UnlinkAck:
+    return UnlinkAck(local, remote, id)
 
 
 def exit(sender: Pid, dest: Pid, reason: Any, *, link: bool) -> Exit | Exit2:

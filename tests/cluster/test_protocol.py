@@ -36,6 +36,7 @@ from beamlet.cluster._events import (
     SendNamed,
     Tick,
     Unlink,
+    UnlinkAck,
     is_valid_node_name,
     validate_address,
 )
@@ -306,7 +307,8 @@ DATA_SAMPLES: list[Any] = [
     SendNamed(A_PID, "counter", ("add", 1)),
     SendNamed(None, "counter", [1, {2: (3,)}]),
     Link(A_PID, B_PID),
-    Unlink(A_PID, B_PID),
+    Unlink(A_PID, B_PID, 7),
+    UnlinkAck(B_PID, A_PID, 2**64 - 1),
     Exit(A_PID, B_PID, ValueError("boom")),
     Exit2(A_PID, B_PID, "kill"),
     Monitor(A_PID, B_PID, REF),
