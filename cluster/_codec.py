@@ -219,6 +219,26 @@ def _check_limit(name: str, value: object, low: int, high: int | None = None) ->
     return value
 
 
+def _scalar_heads() -> bytes:
+    """For each first byte of a msgpack value, 1 if the value is a scalar."""
+    heads = bytearray(256)
+    for lo, hi in (
+        (0x00, 0x7F),  # positive fixint
+        (0xA0, 0xBF),  # fixstr
+        (0xC0, 0xC0),  # nil
+        (0xC2, 0xC6),  # false, true, bin 8/16/32
+        (0xCA, 0xD3),  # float 32/64, uint and int 8..64
+        (0xD9, 0xDB),  # str 8/16/32
+        (0xE0, 0xFF),  # negative fixint
+    ):
+        heads[lo : hi + 1] = b"\x01" * (hi - lo + 1)
+    return bytes(heads)
+
+
+#: Which first bytes start a scalar: maps, arrays and extension types are 0.
+_SCALAR_HEAD = _scalar_heads()
+
+
 class Codec:
     """Encodes and decodes messages with one registry and one set of limits.
 
@@ -393,6 +413,15 @@ class Codec:
         n = len(data)
         if n > self.max_size:
             raise DecodeError(f"message is {n} bytes, over max_size={self.max_size}")
+        if n and _SCALAR_HEAD[data[0]]:
+            # A lone scalar (int, float, str, bytes, bool, None): no extension
+            # type, no container, so no hook and no limit can apply.
+            try:
+                return _unpackb(data)
+            except Exception as exc:
+                raise DecodeError(
+                    f"malformed message: {type(exc).__name__}: {short_repr(str(exc), 200)}"
+                ) from None
         pool = self._hooks
         try:
             hooks = pool.pop()

@@ -496,13 +496,26 @@ class Connection:
             return [] if event is NEED_DATA else [event]  # type: ignore[list-item]
         allowed = _CONNECTED_KINDS[self.role]
         codec = self._codec
-        decode_send = self._sends.decode
+        sends = self._sends
+        reader = self._reader
+        max_size = self.max_frame_size
+        left = (1 << 62) if limit is None else limit
         events: list[Event] = []
         append = events.append
         try:
-            for body in self._reader.frames(self.max_frame_size, limit):
+            while left > 0:
+                # Runs of Send frames straight from the buffer; any other
+                # frame, one at a time, by the general path.
+                left -= reader.take_sends(sends, max_size, left, events)
+                if left <= 0:
+                    break
+                bodies = reader.frames(max_size, 1)
+                if not bodies:
+                    break
+                body = bodies[0]
+                left -= 1
                 if body.startswith(_SEND_HEAD):
-                    sent = decode_send(body)
+                    sent = sends.decode(body)
                     if sent is not None:
                         append(sent)
                         continue

@@ -177,6 +177,23 @@ class FrameReader:
                 break
             bodies.append(buf[pos + 4 : end])
             pos = end
+        self._consumed(pos)
+        return bodies
+
+    def take_sends(self, sends: SendCodec, max_size: int, limit: int, out: list[Any]) -> int:
+        """Decode the ``Send`` frames at the head of the buffer into ``out``
+        (``SendCodec.decode_run``); return how many were taken."""
+        before = len(out)
+        buf = self._buf
+        pos = sends.decode_run(buf, self._pos, len(buf), max_size, limit, out)
+        if pos != self._pos:
+            self._consumed(pos)
+        return len(out) - before
+
+    def _consumed(self, pos: int) -> None:
+        """Everything before ``pos`` has been read: move on, dropping it when it pays."""
+        buf = self._buf
+        size = len(buf)
         if pos == size:
             buf.clear()
             self._pos = 0
@@ -185,7 +202,6 @@ class FrameReader:
             self._pos = 0
         else:
             self._pos = pos
-        return bodies
 
     def next_frame(self, max_size: int) -> bytearray | None:
         """Return the next complete frame body, or ``None`` if more bytes are needed.
@@ -308,6 +324,9 @@ def decode_handshake(body: bytes | bytearray) -> Hello | Challenge | Proof | Ref
 #: Kind of the ``Send`` frame, the one that carries nearly all the traffic.
 SEND = 16
 
+#: How a ``Send`` body starts: a msgpack array of 3, then the kind.
+_SEND_PREFIX = bytes([0x93, SEND])
+
 _DATA_ENCODERS: dict[type, Callable[[Any], list[Any]]] = {
     Send: lambda e: [SEND, e.to_pid, e.msg],
     SendNamed: lambda e: [17, e.from_pid, e.to_name, e.msg],
@@ -429,6 +448,7 @@ class SendCodec:
         self._last_pid = Pid("nonode@nohost", 0, 0)
         self._last_key: bytes = codec.encode(self._last_pid)
         self._last_end = 2 + len(self._last_key)  # where the message starts
+        self._last_head = _SEND_PREFIX + self._last_key  # how its frames' bodies start
 
     def encode(self, to_pid: Pid, msg: Any) -> bytes:
         """Return the frame (header included) of ``Send(to_pid, msg)``.
@@ -459,6 +479,58 @@ class SendCodec:
         if size > self.max_size:
             raise ValueError(f"encoded message is {size} bytes, over max_size={self.max_size}")
         return HEADER.pack(size) + prefix + payload
+
+    def decode_run(
+        self, buf: bytearray, pos: int, size: int, max_size: int, limit: int, out: list[Any]
+    ) -> int:
+        """Decode the whole ``Send`` frames at ``buf[pos:size]``, up to ``limit``.
+
+        The events go to ``out``; the return value is where the first frame
+        not taken starts. A run of frames to one pid is read straight from the
+        buffer, the message with no copy of the frame body first. This stops,
+        without raising, at anything else: an incomplete or oversized frame,
+        another kind, a pid in another layout, a message that does not decode;
+        the general path (``FrameReader.frames``, ``decode_data``) takes it
+        from there, and raises if it is bad.
+        """
+        codec = self._codec
+        if codec is None:
+            return pos
+        decode = codec.decode
+        unpack_from = HEADER.unpack_from
+        append = out.append
+        new_send = _new_send
+        pid = self._last_pid
+        head = self._last_head
+        start = len(head)
+        count = 0
+        while count < limit and size - pos >= 4:
+            (length,) = unpack_from(buf, pos)
+            end = pos + 4 + length
+            if end > size or length > max_size:
+                break
+            if buf.startswith(head, pos + 4):
+                try:
+                    msg = decode(buf[pos + 4 + start : end])
+                except DecodeError:
+                    break
+                append(new_send(pid, msg))
+            elif buf.startswith(_SEND_PREFIX, pos + 4):  # another pid: cache it, go on
+                try:
+                    sent = self.decode(buf[pos + 4 : end])
+                except RemoteProtocolError:
+                    break
+                if sent is None:
+                    break
+                append(sent)
+                pid = self._last_pid
+                head = self._last_head
+                start = len(head)
+            else:
+                break
+            pos = end
+            count += 1
+        return pos
 
     def decode(self, body: bytes | bytearray) -> Send | None:
         """Decode a body that starts with ``[16,`` in the usual layout.
@@ -502,6 +574,7 @@ class SendCodec:
             self._last_key = key
             self._last_pid = pid
             self._last_end = end
+            self._last_head = _SEND_PREFIX + key
         try:
             msg = codec.decode(body[end:])
         except DecodeError as exc:

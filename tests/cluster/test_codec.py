@@ -584,3 +584,31 @@ def test_codec_arguments_are_checked() -> None:
         Codec(max_size=0)
     with pytest.raises(TypeError, match="bytes"):
         decode("text")  # type: ignore[arg-type]
+
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**64 - 1),
+    st.floats(allow_nan=False),
+    st.text(max_size=40),
+    st.binary(max_size=40),
+)
+
+
+@given(scalars, st.binary(max_size=3))
+def test_a_lone_scalar_decodes_as_the_general_path_does(value: Any, tail: bytes) -> None:
+    """Scalars skip the hooks; the values and the errors stay those of msgpack's
+    own decoding, trailing bytes included."""
+    data = encode(value) + tail
+    try:
+        expected = ("value", msgpack.unpackb(data, strict_map_key=False))
+    except Exception:
+        expected = ("error", None)
+    try:
+        got = ("value", decode(data))
+    except DecodeError:
+        got = ("error", None)
+    assert got == expected
+    if not tail:
+        assert_same(decode(data), value)

@@ -23,7 +23,7 @@ from beamlet.cluster._auth import Role
 from beamlet.cluster._codec import EXT_PID, Codec
 from beamlet.cluster._connection import NEED_DATA, Connection, State
 from beamlet.cluster._errors import RemoteProtocolError
-from beamlet.cluster._events import Send, Tick, unchecked_send
+from beamlet.cluster._events import Link, Send, Tick, unchecked_send
 from beamlet.cluster._frames import HEADER, SendCodec, decode_data, encode_data
 from hypothesis import given, settings, strategies as st
 
@@ -431,3 +431,63 @@ def test_receive_events_takes_a_lone_send_frame_directly() -> None:
         b.receive_events(bytes(bad))
     assert b.state is State.ERROR
     assert b.failure is not None
+
+
+def _one_by_one(conn: Connection) -> tuple[list[Any], str | None]:
+    got: list[Any] = []
+    try:
+        while (event := conn.next_event()) is not NEED_DATA:
+            got.append(event)
+    except RemoteProtocolError:
+        return got, str(conn.failure)
+    return got, None
+
+
+def _in_batches(conn: Connection, limit: int | None) -> tuple[list[Any], str | None]:
+    got: list[Any] = []
+    try:
+        while batch := conn.next_events(limit):
+            got += batch
+    except RemoteProtocolError:  # "failed earlier" after the events before the bad frame
+        return got, str(conn.failure)
+    return got, None
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.sampled_from([B_PID, LONG_PID, Pid("c@h", 1, 1)]), messages).map(
+                lambda t: Send(*t)
+            ),
+            st.just(Tick()),
+            st.builds(Link, st.just(B_PID), st.just(LONG_PID)),
+        ),
+        min_size=1,
+        max_size=10,
+    ),
+    st.data(),
+)
+def test_next_events_gives_what_next_event_gives_for_any_stream(
+    events: list[Any], data: st.DataObject
+) -> None:
+    """Runs of Send frames are read straight from the buffer; other kinds, pid
+    changes, damaged bytes and limits give what one next_event at a time gives."""
+    a, _ = _handshake()
+    wire = bytearray(b"".join(a.send(e) for e in events))
+    if data.draw(st.booleans()):
+        wire[data.draw(st.integers(0, len(wire) - 1))] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(wire)))
+    limit = data.draw(st.sampled_from([None, 1, 3]))
+    _, single = _handshake()
+    _, batched = _handshake()
+    results = []
+    for conn, take in ((single, _one_by_one), (batched, lambda c: _in_batches(c, limit))):
+        got, error = [], None
+        for chunk in (bytes(wire[:cut]), bytes(wire[cut:])):
+            if chunk and error is None:
+                conn.receive_data(chunk)
+                more, error = take(conn)
+                got += more
+        results.append((got, error, conn.state))
+    assert results[0] == results[1]
