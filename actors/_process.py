@@ -64,7 +64,11 @@ def _has_fast_cancel_check() -> bool:
     except ImportError:  # pragma: no cover - depends on the Trio release
         return False
     slots = getattr(CancelStatus, "__slots__", ())
-    return "effectively_cancelled" in slots and "_cancel_status" in attrs.fields_dict(Task)
+    return (
+        "effectively_cancelled" in slots
+        and attrs.has(Task)
+        and "_cancel_status" in attrs.fields_dict(Task)
+    )
 
 
 #: True when ``receive`` reads the task's cancel state inline (see above).

@@ -89,8 +89,8 @@ __all__ = [
 MIN_VERSION = 1
 MAX_VERSION = 1
 #: Capabilities offered by default, and those a peer must have.
-DEFAULT_FLAGS = int(Capability.BASE | Capability.GOSSIP)
-REQUIRED_FLAGS = int(Capability.BASE)
+DEFAULT_FLAGS = int(Capability.BASE | Capability.GOSSIP | Capability.UNLINK_ID)
+REQUIRED_FLAGS = int(Capability.BASE | Capability.UNLINK_ID)
 
 
 class State(enum.Enum):

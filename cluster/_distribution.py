@@ -119,6 +119,7 @@ class Peer:
         if os.name == "posix" and isinstance(stream, trio.SocketStream):
             self._fd = stream.socket.fileno()
         self._direct = True  # no direct write since the last read or write
+        self._unrecorded = False  # data read, not yet in ``ticks`` (see ``_reader``)
         self._writing = False  # the writer is in ``send_all``
         # Traffic moves ``ticks`` on at this precision, not at every read and
         # write (each update is checked): a peer is declared down at most this
@@ -287,6 +288,7 @@ class Peer:
             if len(events) == DISPATCH_BATCH and not self._apply_pending():
                 return
             if fd >= 0:
+                self._unrecorded = True  # the ticker counts this read if it runs first
                 # Let the processes this read woke run, and answer, before this
                 # task asks to be woken again: a reply then leaves before the
                 # reader's re-registration and bookkeeping, not after them. Two
@@ -296,6 +298,7 @@ class Peer:
             now = trio.current_time()
             if now >= ticks.last_received + grain:
                 ticks.on_received(now)
+            self._unrecorded = False
 
     def _failed(self) -> bool:
         """Whether a bad frame followed the events just dispatched: then close."""
@@ -336,7 +339,10 @@ class Peer:
         ticks = self.ticks
         while True:
             await trio.sleep_until(ticks.next_deadline())
-            action = ticks.handle_timer(trio.current_time())
+            now = trio.current_time()
+            if self._unrecorded:  # the reader got data and yields before it records it
+                ticks.on_received(now)
+            action = ticks.handle_timer(now)
             if action == "timeout":
                 logger.warning(
                     "node %s was silent for %s s: declaring it down", self.name, ticks.ticktime
@@ -955,8 +961,10 @@ class Distribution(Router):
             return True
         connecting = self._connecting.get(node)
         if connecting is None:
-            if self.closed or not self._may_auto_connect(node):
+            if self.closed:
                 return False
+            if not self._may_auto_connect(node) and node not in self._handshakes:
+                return False  # the policy starts no connection, and none is under way
             address = self.addresses.get(node)
             if address is None and node not in self._handshakes:
                 return False
@@ -975,6 +983,8 @@ class Distribution(Router):
         kind = wire.kind(event)
         if kind == "link":
             self.node.remote_exit(event.to_pid, event.from_pid, "noconnection", link=True)
+        elif kind == "unlink":  # no acknowledgement will come: the link is gone anyway
+            self.node.remote_unlink_ack(event.to_pid, event.from_pid, event.id)
         elif kind == "monitor":
             target = event.target
             if isinstance(target, str):

@@ -74,7 +74,11 @@ class Capability(enum.IntFlag):
     """Optional features a node speaks; a connection uses the intersection.
 
     ``BASE`` is every control message but ``NodesGossip``, and is required by
-    default. Unknown bits from newer peers are ignored.
+    default. ``UNLINK_ID`` is the link protocol with acknowledged unlinks
+    (``Unlink`` with an id, ``UnlinkAck``; Erlang's ``DFLAG_UNLINK_ID``), also
+    required by default: a node without it is refused at the handshake
+    instead of failing at its first unlink. Unknown bits from newer peers are
+    ignored.
 
     ``HIDDEN`` is not a feature but a property of the node that offers it: a
     hidden node (Erlang's ``-hidden``). A connection is hidden when either
@@ -84,6 +88,7 @@ class Capability(enum.IntFlag):
     BASE = 1
     GOSSIP = 2
     HIDDEN = 4
+    UNLINK_ID = 8
 
 
 def is_valid_node_name(name: object) -> bool:

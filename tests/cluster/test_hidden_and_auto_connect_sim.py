@@ -313,3 +313,22 @@ async def test_a_hidden_node_over_real_tcp() -> None:
                 "hidden": ["h1@127.0.0.1"],
                 "all": ["h1@127.0.0.1"],
             }
+
+
+async def test_auto_connect_never_still_queues_on_a_connection_under_way(
+    autojump_clock: Any,
+) -> None:
+    """The policy starts no connection; a signal sent while one is being set up
+    (here, a dial to a seed) waits for it, as with any other policy."""
+    async with simulated_cluster(["b"]) as sim:
+        pid = sim.spawn("b", echo)
+        sim.delay(1.0)  # every byte takes a second: the handshake takes a few
+        await sim.add("a", seeds=["b"], auto_connect="never")
+        await sim.wait_until(lambda: B in sim.distribution("a")._handshakes, timeout=10)
+        assert sim.nodes("a") == []
+
+        async def ping() -> Any:
+            send(pid, (self_pid(), "early"))
+            return await receive(timeout=30)
+
+        assert await sim.run("a", ping) == ("echo", "early")

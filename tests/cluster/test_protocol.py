@@ -11,6 +11,7 @@ from beamlet.actors import Pid, Ref
 from beamlet.cluster._auth import AuthKey, Role, Transcript
 from beamlet.cluster._codec import Codec
 from beamlet.cluster._connection import (
+    DEFAULT_FLAGS,
     NEED_DATA,
     TRANSITIONS,
     Connection,
@@ -106,7 +107,7 @@ def test_handshake(byte_by_byte: bool) -> None:
     events_a, events_b = handshake(a, b, byte_by_byte=byte_by_byte)
     assert [type(e) for e in events_a] == [Challenge, Connected]
     assert [type(e) for e in events_b] == [Hello, Connected]
-    flags = int(Capability.BASE | Capability.GOSSIP)
+    flags = int(Capability.BASE | Capability.GOSSIP | Capability.UNLINK_ID)
     assert events_a[-1] == Connected("b@127.0.0.1", 2, flags, 1)
     assert events_b[-1] == Connected("a@127.0.0.1", 1, flags, 1)
     assert (a.peer_name, a.peer_creation, a.flags, a.version) == ("b@127.0.0.1", 2, flags, 1)
@@ -146,9 +147,10 @@ def test_impostor_acceptor_without_the_cookie() -> None:
     a = initiator()
     hello = msgpack.unpackb(a.initiate()[4:])
     nonce_b = b"\x05" * 32
-    challenge = Challenge("b@127.0.0.1", 2, 3, 1, nonce_b)
+    flags = int(DEFAULT_FLAGS)
+    challenge = Challenge("b@127.0.0.1", 2, flags, 1, nonce_b)
     feed(a, encode_handshake(challenge))
-    t = Transcript("a@127.0.0.1", "b@127.0.0.1", 1, 2, hello[6], 3, 1, 1, 1, hello[7], nonce_b)
+    t = Transcript("a@127.0.0.1", "b@127.0.0.1", 1, 2, hello[6], flags, 1, 1, 1, hello[7], nonce_b)
     proof = AuthKey(OTHER_COOKIE).proof(t, Role.ACCEPTOR)
     with pytest.raises(RemoteProtocolError, match="proof does not match"):
         feed(a, encode_handshake(Proof(proof)))
@@ -207,21 +209,34 @@ def test_acceptor_cannot_pick_a_version_we_do_not_speak() -> None:
 
 
 def test_capabilities_are_intersected() -> None:
-    a, b = initiator(), acceptor(flags=Capability.BASE | 64)
+    a, b = initiator(), acceptor(flags=Capability.BASE | Capability.UNLINK_ID | 64)
     handshake(a, b)
-    assert a.flags == b.flags == Capability.BASE
+    assert a.flags == b.flags == Capability.BASE | Capability.UNLINK_ID
     with pytest.raises(LocalProtocolError, match="NodesGossip"):
         a.send(NodesGossip((("c@h", "h:1"),)))
 
 
 def test_required_capabilities() -> None:
     a, b = initiator(flags=0), acceptor()
-    with pytest.raises(RemoteProtocolError, match="missing required capabilities 0x1"):
+    with pytest.raises(RemoteProtocolError, match="missing required capabilities 0x9"):
         feed(b, a.initiate())
     a = initiator(required_flags=Capability.BASE | Capability.GOSSIP)
     b = acceptor(flags=Capability.BASE)
     feed(b, a.initiate())
     with pytest.raises(RemoteProtocolError, match="missing required capabilities 0x2"):
+        feed(a, b.data_to_send())
+
+
+def test_a_node_without_acknowledged_unlinks_is_refused_at_the_handshake() -> None:
+    """A peer that speaks the older link protocol (``Unlink`` without an id) is
+    refused up front, not at its first unlink (D8)."""
+    older = int(Capability.BASE | Capability.GOSSIP)
+    a, b = initiator(flags=older), acceptor()
+    with pytest.raises(RemoteProtocolError, match="missing required capabilities 0x8"):
+        feed(b, a.initiate())
+    a, b = initiator(), acceptor(flags=older)
+    feed(b, a.initiate())
+    with pytest.raises(RemoteProtocolError, match="missing required capabilities 0x8"):
         feed(a, b.data_to_send())
 
 

@@ -132,3 +132,29 @@ async def test_d8_an_unlink_not_acknowledged_is_dropped_with_the_connection(
         assert sim.node("a")._unlinking == {pa: {pb: 1}}
         await sim.wait_until(lambda: "b@b" not in sim.nodes("a"), timeout=20)
         assert sim.node("a")._unlinking == {}
+
+
+async def test_d8_an_unlink_queued_for_a_connection_that_fails_is_not_left_pending(
+    autojump_clock: Any,
+) -> None:
+    """A link and an unlink queued while the connection is set up, which fails:
+    nothing stays pending, and a link made after the reconnection holds on
+    both sides."""
+    async with simulated_cluster(["a", "b"]) as sim:
+        pa = sim.spawn("a", obey)
+        pb = sim.spawn("b", obey)
+
+        async def order(pid: Pid, steps: list[tuple[str, Pid]]) -> None:
+            send(pid, (self_pid(), steps))
+
+        sim.partition({"a"}, {"b"})
+        await sim.wait_until(lambda: "b@b" not in sim.nodes("a"), timeout=30)
+        await sim.run("a", order, pa, [("link", pb), ("unlink", pb)])
+        await trio.sleep(30)  # the connection attempt fails
+        assert sim.node("a")._unlinking == {}
+        sim.heal()
+        await sim.wait_connected()
+        await sim.run("b", order, pb, [("link", pa)])
+        await trio.sleep(2)
+        assert await sim.run("a", links_of, pa) == (pb,)
+        assert await sim.run("b", links_of, pb) == (pa,)
