@@ -40,6 +40,20 @@ async def obey() -> None:
             (link if action == "link" else unlink)(pid)
 
 
+async def order(pid: Pid, steps: list[tuple[str, Pid]]) -> None:
+    """Have ``pid`` (running ``obey``) link or unlink, and report to the caller."""
+    send(pid, (self_pid(), steps))
+
+
+async def linked_pair(sim: Any) -> tuple[Pid, Pid]:
+    """Start ``obey`` on nodes a and b, linked to each other."""
+    pa = sim.spawn("a", obey)
+    pb = sim.spawn("b", obey)
+    await sim.run("a", order, pa, [("link", pb)])
+    await trio.sleep(1)
+    return pa, pb
+
+
 async def links_of(pid: Pid) -> tuple[Pid, ...]:
     info = process_info(pid)
     assert info is not None
@@ -50,14 +64,7 @@ async def test_d8_a_link_and_an_unlink_that_cross_leave_no_link_on_either_side(
     autojump_clock: Any,
 ) -> None:
     async with simulated_cluster(["a", "b"]) as sim:
-        pa = sim.spawn("a", obey)
-        pb = sim.spawn("b", obey)
-
-        async def order(pid: Pid, steps: list[tuple[str, Pid]]) -> None:
-            send(pid, (self_pid(), steps))
-
-        await sim.run("a", order, pa, [("link", pb)])
-        await trio.sleep(1)
+        pa, pb = await linked_pair(sim)
         assert await sim.run("a", links_of, pa) == (pb,)
         assert await sim.run("b", links_of, pb) == (pa,)
 
@@ -91,14 +98,7 @@ async def test_d8_a_link_and_an_unlink_that_cross_leave_no_link_on_either_side(
 
 async def test_d8_a_link_made_again_before_the_ack_stays(autojump_clock: Any) -> None:
     async with simulated_cluster(["a", "b"]) as sim:
-        pa = sim.spawn("a", obey)
-        pb = sim.spawn("b", obey)
-
-        async def order(pid: Pid, steps: list[tuple[str, Pid]]) -> None:
-            send(pid, (self_pid(), steps))
-
-        await sim.run("a", order, pa, [("link", pb)])
-        await trio.sleep(1)
+        pa, pb = await linked_pair(sim)
         sim.delay(1.0, "a", "b")
         await sim.run("a", order, pa, [("unlink", pb), ("link", pb)])
         await trio.sleep(5)
@@ -118,14 +118,7 @@ async def test_d8_an_unlink_not_acknowledged_is_dropped_with_the_connection(
     autojump_clock: Any,
 ) -> None:
     async with simulated_cluster(["a", "b"]) as sim:
-        pa = sim.spawn("a", obey)
-        pb = sim.spawn("b", obey)
-
-        async def order(pid: Pid, steps: list[tuple[str, Pid]]) -> None:
-            send(pid, (self_pid(), steps))
-
-        await sim.run("a", order, pa, [("link", pb)])
-        await trio.sleep(1)
+        pa, pb = await linked_pair(sim)
         sim.partition({"a"}, {"b"})
         await sim.run("a", order, pa, [("unlink", pb)])
         await trio.sleep(0.1)
@@ -143,9 +136,6 @@ async def test_d8_an_unlink_queued_for_a_connection_that_fails_is_not_left_pendi
     async with simulated_cluster(["a", "b"]) as sim:
         pa = sim.spawn("a", obey)
         pb = sim.spawn("b", obey)
-
-        async def order(pid: Pid, steps: list[tuple[str, Pid]]) -> None:
-            send(pid, (self_pid(), steps))
 
         sim.partition({"a"}, {"b"})
         await sim.wait_until(lambda: "b@b" not in sim.nodes("a"), timeout=30)
