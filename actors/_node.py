@@ -559,9 +559,12 @@ class Node:
 
     def remote_send(self, dest: Pid, msg: Any) -> None:
         """A message for a local pid arrived from another node."""
-        proc = self.lookup(dest)
-        if proc is not None:
-            proc.deliver(msg)
+        if dest.creation == self.creation and (
+            dest.node == self.name or dest.node in self._aliases
+        ):
+            proc = self._procs.get(dest.id)  # ``lookup``, inline: the hot path
+            if proc is not None:
+                proc.deliver(msg)
 
     def remote_send_named(self, name: str, msg: Any) -> None:
         """A message for a local name arrived; dropped if the name is unknown (D17)."""

@@ -113,6 +113,8 @@ class Peer:
         self.closing = False
         self.busy_limit = dist.busy_limit
         self._encode_message = session.encode_message
+        self._remote_send = dist.node.remote_send
+        self._apply_event = dist.dispatch
         # A TCP connection that is idle is written to at once, by the sender
         # (see ``_queue``); other streams, and a busy connection, by the writer.
         self._fd = -1
@@ -147,7 +149,7 @@ class Peer:
             )
         self._queue(self.session.encode(event))
 
-    def emit_message(self, dest: Pid, msg: Any, *, control: bool = False) -> None:
+    def emit_message(self, dest: Pid, msg: Any, control: bool = False) -> None:
         """``emit(wire.send(dest, msg))``, without building the event: the hot path.
 
         Raises:
@@ -207,8 +209,8 @@ class Peer:
                     nursery.cancel_scope.cancel()
 
     def _dispatch(self, events: list[Any]) -> bool:
-        dispatch = self.dist.dispatch
-        remote_send = self.dist.node.remote_send
+        remote_send = self._remote_send
+        dispatch = self._apply_event
         for event in events:
             try:
                 if type(event) is Send:  # nearly all the traffic
@@ -254,7 +256,8 @@ class Peer:
         grain = self._tick_grain
         wait_readable = trio.lowlevel.wait_readable
         cancel_shielded_checkpoint = trio.lowlevel.cancel_shielded_checkpoint
-        receive_events = session.conn.receive_events
+        conn = session.conn
+        receive_events = conn.receive_events
         data: bytes | bytearray
         while True:
             try:
@@ -283,7 +286,7 @@ class Peer:
                 self.close_reason = ("protocol_error", str(exc))
                 logger.warning("closing the connection to %s: %s", self.name, exc)
                 return
-            if not self._dispatch(events) or self._failed():
+            if not self._dispatch(events) or (conn.failure is not None and self._failed()):
                 return
             if len(events) == DISPATCH_BATCH and not self._apply_pending():
                 return
@@ -996,7 +999,7 @@ class Distribution(Router):
         # so that a busy connection cannot crash the server that replies.
         peer = self.peers.get(dest.node)
         if peer is not None:
-            peer.emit_message(dest, msg, control=type(msg) is Reply)
+            peer.emit_message(dest, msg, type(msg) is Reply)
         else:
             self._emit(dest.node, wire.send(dest, msg), control=type(msg) is Reply)
 

@@ -11,7 +11,13 @@ from beamlet.cluster._distribution import Peer
 
 
 def make_peer(ticktime: float) -> Peer:
-    dist = SimpleNamespace(hidden=False, ticktime=ticktime, busy_limit=1 << 20)
+    dist = SimpleNamespace(
+        hidden=False,
+        ticktime=ticktime,
+        busy_limit=1 << 20,
+        node=SimpleNamespace(remote_send=lambda pid, msg: None),
+        dispatch=lambda peer, event: None,
+    )
     conn = SimpleNamespace(peer_flags=0)
     session = SimpleNamespace(
         conn=conn, encode_message=lambda pid, msg: b"", encode=lambda event: b"tick"
