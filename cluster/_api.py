@@ -14,7 +14,7 @@ from beamlet.actors._context import current_node
 from beamlet.actors._node import LOCAL_NODE_NAME, check_async
 
 from ._cookie import Cookie, resolve_cookie
-from ._distribution import AUTO_CONNECT, NODE_TYPES, Distribution
+from ._distribution import Distribution, check_node_type
 from ._transport import TCPTransport, TLSConfig, Transport, split_address
 
 __all__ = [
@@ -134,8 +134,6 @@ async def start_distribution(
         raise RuntimeError(f"node {node.name} is already distributed")
     if not ticktime > 0 or not handshake_timeout > 0:
         raise ValueError("ticktime and handshake_timeout must be > 0 seconds")
-    if auto_connect not in AUTO_CONNECT:
-        raise ValueError(f"auto_connect is one of {', '.join(AUTO_CONNECT)}, not {auto_connect!r}")
     if not isinstance(hidden, bool):
         raise TypeError(f"hidden must be True or False, not {hidden!r}")
     _check_seeds(seeds)
@@ -248,10 +246,9 @@ def nodes(node_type: str = "visible") -> list[str]:
     Raises:
         ValueError: an unknown ``node_type``.
     """
+    check_node_type(node_type)
     node = current_node()
     if not isinstance(node.router, Distribution):
-        if node_type not in NODE_TYPES:
-            raise ValueError(f"node_type is one of {', '.join(NODE_TYPES)}, not {node_type!r}")
         return []
     return node.router.nodes(node_type)
 

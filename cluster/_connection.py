@@ -59,10 +59,9 @@ from ._events import (
 )
 from ._frames import (
     DEFAULT_MAX_FRAME_SIZE,
-    HEADER,
     KINDS,
     MAX_HANDSHAKE_FRAME,
-    SEND,
+    SEND_HEAD,
     FrameReader,
     SendCodec,
     decode_data,
@@ -159,9 +158,6 @@ _EVENT_TYPES = frozenset([*KINDS.values(), Connected, ConnectionClosed])
 
 # Reading an Enum member off its class is slow; the hot paths use these.
 _CONNECTED, _CLOSED, _ERROR = State.CONNECTED, State.CLOSED, State.ERROR
-
-#: How a ``Send`` body starts: a msgpack array of 3, then the kind.
-_SEND_HEAD = bytes([0x93, SEND])
 
 #: The frame kinds each role may receive once connected (from ``TRANSITIONS``).
 _CONNECTED_KINDS: dict[Role, frozenset[int]] = {
@@ -396,11 +392,12 @@ class Connection:
     def receive_events(self, data: bytes | bytearray, limit: int | None = None) -> list[Event]:
         """``receive_data(data)``, then ``next_events(limit)``: the driver's hot path.
 
-        When nothing is buffered and ``data`` is exactly one whole ``Send``
-        frame in the usual layout (a message or a reply arriving on its own,
-        as in a request/response exchange), its event comes without going
-        through the frame buffer. The result, and the errors, are those of
-        the two calls.
+        When nothing is buffered, the ``Send`` frames at the start of ``data``
+        are decoded from it directly (``SendCodec.decode_run``), without a
+        copy into the frame buffer first: a message or a reply that arrives on
+        its own, as in a request/response exchange, never goes through it.
+        Only what follows them is buffered. The result, and the errors, are
+        those of the two calls.
 
         Args:
             data: bytes received from the peer (not ``b""``: the end of
@@ -411,27 +408,24 @@ class Connection:
             RemoteProtocolError, LocalProtocolError: as ``receive_data`` and
                 ``next_events``.
         """
+        if self._state is not _CONNECTED or self._eof or self._reader.buffered:
+            self.receive_data(data)
+            return self.next_events(limit)
+        left = (1 << 62) if limit is None else limit
+        events: list[Event] = []
         n = len(data)
-        if (
-            n > 6
-            and self._state is _CONNECTED
-            and not self._eof
-            and not self._reader.buffered
-            and HEADER.unpack_from(data)[0] == n - 4
-            and n - 4 <= self.max_frame_size
-            and data[4] == 0x93  # _SEND_HEAD
-            and data[5] == SEND
-        ):
-            try:
-                sent = self._sends.decode(data[4:])
-            except RemoteProtocolError as exc:  # as next_events does
-                self.failure = exc
-                self._set_state(_ERROR)
-                raise
-            if sent is not None:
-                return [sent]
-        self.receive_data(data)
-        return self.next_events(limit)
+        pos = self._sends.decode_run(data, 0, n, self.max_frame_size, left, events)
+        if pos == n:
+            return events
+        self._reader.feed(memoryview(data)[pos:] if pos else data)
+        if len(events) >= left:
+            return events
+        try:
+            return events + self.next_events(left - len(events))
+        except RemoteProtocolError:
+            if events:  # as next_events: these first, the failure is set, the next call raises
+                return events
+            raise
 
     def next_event(self) -> Event | NeedData:
         """Return the next event, or ``NEED_DATA`` if no complete frame is buffered.
@@ -465,7 +459,7 @@ class Connection:
                     f"which is not allowed in state {state.name}"
                 )
             if state is _CONNECTED:
-                if body.startswith(_SEND_HEAD):
+                if body.startswith(SEND_HEAD):
                     sent = self._sends.decode(body)
                     if sent is not None:
                         return sent
@@ -514,7 +508,7 @@ class Connection:
                     break
                 body = bodies[0]
                 left -= 1
-                if body.startswith(_SEND_HEAD):
+                if body.startswith(SEND_HEAD):
                     sent = sends.decode(body)
                     if sent is not None:
                         append(sent)

@@ -73,6 +73,12 @@ AUTO_CONNECT = ("always", "once", "never")
 NODE_TYPES = ("visible", "hidden", "all")
 
 
+def check_node_type(node_type: str) -> None:
+    """Raise ``ValueError`` unless ``node_type`` is one of ``NODE_TYPES``."""
+    if node_type not in NODE_TYPES:
+        raise ValueError(f"node_type is one of {', '.join(NODE_TYPES)}, not {node_type!r}")
+
+
 class DistributionBusyError(RuntimeError):
     """The connection to a node has too much unsent data; the message was not sent."""
 
@@ -877,10 +883,9 @@ class Distribution(Router):
 
     def nodes(self, node_type: str = "visible") -> list[str]:
         """The connected nodes of ``node_type``: "visible", "hidden" or "all"."""
+        check_node_type(node_type)
         if node_type == "all":
             return sorted(self.peers)
-        if node_type not in NODE_TYPES:
-            raise ValueError(f"node_type is one of {', '.join(NODE_TYPES)}, not {node_type!r}")
         hidden = node_type == "hidden"
         return sorted(name for name, peer in self.peers.items() if peer.hidden == hidden)
 
@@ -923,8 +928,7 @@ class Distribution(Router):
         return True
 
     def monitor_nodes(self, pid: Pid, flag: bool, node_type: str = "visible") -> bool:
-        if node_type not in NODE_TYPES:
-            raise ValueError(f"node_type is one of {', '.join(NODE_TYPES)}, not {node_type!r}")
+        check_node_type(node_type)
         previous = pid in self._subscribers
         if flag:
             self._subscribers[pid] = node_type

@@ -75,6 +75,7 @@ __all__ = [
     "MAX_HANDSHAKE_FRAME",
     "PROTOCOL_NAME",
     "SEND",
+    "SEND_HEAD",
     "TICK",
     "TICK_FRAME",
     "FrameReader",
@@ -228,14 +229,7 @@ class FrameReader:
         if end > size:
             return None
         body = buf[start:end]
-        if end == size:
-            buf.clear()
-            self._pos = 0
-        elif end >= _COMPACT_AT and end * 2 >= size:
-            del buf[:end]
-            self._pos = 0
-        else:
-            self._pos = end
+        self._consumed(end)
         return body
 
 
@@ -325,7 +319,7 @@ def decode_handshake(body: bytes | bytearray) -> Hello | Challenge | Proof | Ref
 SEND = 16
 
 #: How a ``Send`` body starts: a msgpack array of 3, then the kind.
-_SEND_PREFIX = bytes([0x93, SEND])
+SEND_HEAD = bytes([0x93, SEND])
 
 _DATA_ENCODERS: dict[type, Callable[[Any], list[Any]]] = {
     Send: lambda e: [SEND, e.to_pid, e.msg],
@@ -448,7 +442,7 @@ class SendCodec:
         self._last_pid = Pid("nonode@nohost", 0, 0)
         self._last_key: bytes = codec.encode(self._last_pid)
         self._last_end = 2 + len(self._last_key)  # where the message starts
-        self._last_head = _SEND_PREFIX + self._last_key  # how its frames' bodies start
+        self._last_head = SEND_HEAD + self._last_key  # how its frames' bodies start
 
     def encode(self, to_pid: Pid, msg: Any) -> bytes:
         """Return the frame (header included) of ``Send(to_pid, msg)``.
@@ -481,7 +475,13 @@ class SendCodec:
         return HEADER.pack(size) + prefix + payload
 
     def decode_run(
-        self, buf: bytearray, pos: int, size: int, max_size: int, limit: int, out: list[Any]
+        self,
+        buf: bytes | bytearray,
+        pos: int,
+        size: int,
+        max_size: int,
+        limit: int,
+        out: list[Any],
     ) -> int:
         """Decode the whole ``Send`` frames at ``buf[pos:size]``, up to ``limit``.
 
@@ -515,7 +515,7 @@ class SendCodec:
                 except DecodeError:
                     break
                 append(new_send(pid, msg))
-            elif buf.startswith(_SEND_PREFIX, pos + 4):  # another pid: cache it, go on
+            elif buf.startswith(SEND_HEAD, pos + 4):  # another pid: cache it, go on
                 try:
                     sent = self.decode(buf[pos + 4 : end])
                 except RemoteProtocolError:
@@ -574,7 +574,7 @@ class SendCodec:
             self._last_key = key
             self._last_pid = pid
             self._last_end = end
-            self._last_head = _SEND_PREFIX + key
+            self._last_head = SEND_HEAD + key
         try:
             msg = codec.decode(body[end:])
         except DecodeError as exc:
