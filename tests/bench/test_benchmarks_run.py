@@ -32,7 +32,17 @@ def run_bench(*args: str, timeout: float) -> str:
 @pytest.mark.timeout(120)
 def test_local_benchmark_prints_every_ratio() -> None:
     out = run_bench("local.py", "--quick", timeout=110)
-    for figure in ("one-way", "ping-pong", "GenServer call", "spawn + exit", "memory per idle"):
+    for figure in (
+        "one-way",
+        "ping-pong vs send_nowait",
+        "ping-pong vs unbuffered",
+        "GenServer call vs send_nowait",
+        "GenServer call vs unbuffered",
+        "spawn + exit, one at a time",
+        "spawn + exit, burst",
+        "longest loop stall",
+        "memory per idle",
+    ):
         assert any(line.startswith(figure) and "x " in line for line in out.splitlines()), out
 
 
