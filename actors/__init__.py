@@ -70,3 +70,5 @@ from ._util import fixup_module_metadata as _fixup_module_metadata
 
 _fixup_module_metadata(__name__, globals())
 del _fixup_module_metadata
+
+from . import lowlevel as lowlevel  # noqa: E402  (after the fixup: it keeps the names above)

@@ -9,7 +9,7 @@ from ._context import _process, current_node, current_process
 from ._errors import NotInProcessError
 from ._ids import Pid, Ref
 from ._messages import ProcessInfo
-from ._process import validate_timeout
+from ._util import check_number, check_timeout
 
 __all__ = [
     "cancel_timer",
@@ -159,7 +159,7 @@ def receive(
         is taken only by a receive that returns it.
     """
     if timeout is not None:
-        validate_timeout(timeout)
+        check_timeout(timeout)
     proc = _process.get()
     if proc is None:
         raise NotInProcessError("receive() must be called from inside a beamlet process")
@@ -279,7 +279,7 @@ def send_after(seconds: float, dest: Pid | str | tuple[str, str], msg: Any) -> R
         TypeError / ValueError: ``seconds`` is not a number >= 0, or ``dest``
             is not a valid destination.
     """
-    validate_timeout(seconds, "seconds")
+    check_number(seconds, "seconds", unit="seconds")
     if not (
         type(dest) is Pid
         or type(dest) is str

@@ -21,10 +21,18 @@ __all__ = ["current_node", "current_node_or_none", "current_process", "current_p
 _process: ContextVar[Process | None] = ContextVar("beamlet_process", default=None)
 _node: ContextVar[Node | None] = ContextVar("beamlet_node", default=None)
 
-current_process_or_none = _process.get
+
+def current_process_or_none() -> Process | None:
+    """The process the calling code runs in, or None outside any process."""
+    return _process.get()
 
 
 def current_process() -> Process:
+    """The process the calling code runs in.
+
+    Raises:
+        NotInProcessError: called outside a process.
+    """
     proc = _process.get()
     if proc is None:
         raise NotInProcessError("this must be called from inside a beamlet process")
@@ -32,6 +40,7 @@ def current_process() -> Process:
 
 
 def current_node_or_none() -> Node | None:
+    """The node of the calling process, else the node of the enclosing ``open_node``, else None."""
     proc = _process.get()
     if proc is not None:
         return proc.node
@@ -39,6 +48,11 @@ def current_node_or_none() -> Node | None:
 
 
 def current_node() -> Node:
+    """The node of the calling process, or of the enclosing ``open_node``.
+
+    Raises:
+        NotInProcessError: there is no current node.
+    """
     node = current_node_or_none()
     if node is None:
         raise NotInProcessError(

@@ -25,7 +25,8 @@ from ._errors import (
 )
 from ._ids import Pid, Ref
 from ._messages import Down, ExitSignal
-from ._process import Process, Reply, is_clean_exit, validate_timeout
+from ._process import Process, Reply
+from ._util import check_timeout, is_clean_exit
 
 __all__ = [
     "Call",
@@ -111,7 +112,7 @@ class NoReply:
     __slots__ = ("continue_", "timeout")
 
     def __init__(self, *, timeout: float | None = None, continue_: Any = _MISSING) -> None:
-        validate_timeout(timeout)
+        check_timeout(timeout)
         self.timeout = timeout
         self.continue_ = continue_
 
@@ -383,7 +384,7 @@ class GenServer:
     async def _start(
         cls, args: tuple[Any, ...], name: str | None, timeout: float | None, link: bool
     ) -> Pid | None:
-        validate_timeout(timeout)
+        check_timeout(timeout)
         caller = _process.get()
         if link and caller is None:
             raise NotInProcessError("start_link() needs a calling process to link to")
@@ -572,7 +573,7 @@ async def call(
         A checkpoint; a reply arriving after cancellation is dropped.
     """
     if timeout is not None and not (type(timeout) is float and timeout >= 0):
-        validate_timeout(timeout)
+        check_timeout(timeout)
     proc = current_process()
     node = proc.node
     target = node.resolve(server)
@@ -656,7 +657,7 @@ async def stop(
             another reason, is the caller (``"calling_self"``), or its node is down.
         CallTimeoutError: it did not exit within ``timeout``.
     """
-    validate_timeout(timeout)
+    check_timeout(timeout)
     proc = current_process()
     node = proc.node
     target = node.resolve(server)

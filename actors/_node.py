@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import inspect
+import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -19,7 +20,7 @@ import trio
 from outcome import Value
 from trio.lowlevel import Abort, current_task, reschedule, wait_task_rescheduled
 
-from ._context import _node, current_process_or_none
+from ._context import _node, _process
 from ._errors import (
     BusyError,
     Exit,
@@ -33,9 +34,15 @@ from ._messages import Down, ProcessInfo
 from ._process import Process
 from ._router import LocalRouter, Router
 from ._timers import Timers
+from ._util import check_number
 from ._watchdog import Watchdog
 
-__all__ = ["LOCAL_NODE_NAME", "Node", "open_node", "run"]
+__all__ = ["LOCAL_NODE_NAME", "ExitHookFn", "Node", "check_async", "open_node", "run"]
+
+logger = logging.getLogger("beamlet")
+
+#: What the runtime calls when a process has exited: ``(process, reason, result)``.
+ExitHookFn = Callable[[Process, Any, Any], None]
 
 T = TypeVar("T")
 
@@ -49,6 +56,12 @@ _coroutine_functions: dict[Any, bool] = {}
 
 
 def check_async(fn: Any) -> None:
+    """Raise ``TypeError`` unless ``fn`` is an async function (or has an async ``__call__``).
+
+    What ``spawn`` checks before starting a process, so that a plain function
+    fails in the caller, with a message that says so, and not later in the
+    new process.
+    """
     try:
         known = _coroutine_functions.get(fn)
     except TypeError:  # unhashable callable
@@ -82,12 +95,31 @@ class Node:
     """One beamlet node: a set of processes sharing a name and an incarnation.
 
     Create it with ``open_node`` (or ``run``); do not instantiate it directly.
+    Applications use ``spawn`` and ``run``; libraries built on beamlet
+    (through ``beamlet.actors.lowlevel``) may also use the methods below,
+    which are supported; anything not listed may change.
+
+    - Identity: ``name``, ``creation``, ``make_ref()``, ``system_pid``,
+      ``is_remote(node_name)``, ``is_local(pid)``, ``rename(name)`` (for a
+      router that gives the node a network name).
+    - Processes: ``lookup(pid) -> Process | None``, ``is_alive(dest)``,
+      ``spawn_process(fn, args, name=, link_to=, trap_exits=) -> Process``,
+      ``processes()``, ``process_info(pid)``, ``whereis(name)``.
+    - Signals on behalf of a process ``proc`` of this node: ``send(sender,
+      dest, msg)``, ``send_quietly(...)``, ``link(proc, pid)``,
+      ``unlink(proc, pid)``, ``monitor(proc, dest, ref=None) -> Ref``,
+      ``demonitor(proc, ref, flush=False)``, ``exit_signal(sender, dest,
+      reason, link=False)``.
+    - For routers: ``router``, the ``remote_*`` callbacks and ``node_down``
+      (see ``Router``), and ``system_nursery`` for the router's own tasks.
+    - ``closed``, and ``shutdown()``.
 
     Attributes:
         name: the node name (``"nonode@nohost"`` until distribution starts).
         creation: the random incarnation number carried by every pid and ref.
         router: where signals for other nodes go (the distribution layer
-            replaces the default ``LocalRouter``).
+            replaces the default ``LocalRouter``; see ``install_router``).
+        closed: True once the node is shutting down.
     """
 
     def __init__(self, nursery: trio.Nursery, name: str = LOCAL_NODE_NAME) -> None:
@@ -103,9 +135,8 @@ class Node:
         self._next_ref = Counter()
         self.timers = Timers(self)
         self._watchdog: Watchdog | None = None
-        #: Node-local services (tables, servers) that libraries hang on the
-        #: node by key, instead of keeping module-level state.
-        self.services: dict[str, Any] = {}
+        #: The values of ``NodeVar``s on this node: var -> key -> entry.
+        self._vars: dict[Any, dict[Any, Any]] = {}
         self._system_pid = Pid(self.name, 0, self.creation)
         self._aliases: set[str] = set()
         #: Unlinks from remote pids not yet acknowledged (D8): local pid ->
@@ -165,6 +196,7 @@ class Node:
         return node != self.name and node not in self._aliases
 
     def is_local(self, pid: Pid) -> bool:
+        """Whether ``pid`` is a pid of this node incarnation (alive or not)."""
         return pid.creation == self.creation and not self.is_remote(pid.node)
 
     def lookup(self, pid: Pid) -> Process | None:
@@ -205,7 +237,7 @@ class Node:
         """
         parent = None
         if link:
-            parent = current_process_or_none()
+            parent = _process.get()
             if parent is None or parent.node is not self:
                 raise NotInProcessError("spawn(link=True) needs a calling process on this node")
         return self.spawn_process(fn, args, name=name, link_to=parent, trap_exits=trap_exits).pid
@@ -218,7 +250,7 @@ class Node:
         name: str | None = None,
         link_to: Process | None = None,
         trap_exits: bool = False,
-        hook: Callable[[Process, Any, Any], None] | None = None,
+        hook: ExitHookFn | None = None,
     ) -> Process:
         """Create and start a process; the internal form of ``spawn``."""
         if self.closed:
@@ -237,7 +269,7 @@ class Node:
         if trap_exits:
             proc.trap = True
         if hook is not None:
-            proc.hooks = [hook]
+            proc.hooks = {hook: None}
         if link_to is not None:
             proc.links = {link_to.pid}
             if link_to.links is None:
@@ -323,7 +355,13 @@ class Node:
     def process_exited(self, proc: Process, reason: Any, result: Any) -> None:
         """Release what the exiting process held and send its exit and down signals.
 
-        Names are released before any signal goes out (P12).
+        In this order: the process leaves the process table and its name is
+        released; its exit hooks run (in the order they were added; one that
+        raises is logged and the others still run); then its link exit
+        signals and monitor ``Down`` messages go out. So names are released
+        before any signal goes out (P12), and whatever the hooks release
+        (``NodeVar`` entries, registrations) is gone before anyone hears of
+        the exit.
         """
         pid = proc.pid
         del self._procs[pid.id]
@@ -334,6 +372,21 @@ class Node:
         proc._waiting = None
         proc.mailbox = None
         proc.aliases = None
+        hooks = proc.hooks
+        if hooks:
+            proc.hooks = None
+            for hook in hooks:
+                try:
+                    hook(proc, reason, result)
+                except BaseException as exc:  # a hook must not break the exit
+                    logger.error(
+                        "exit hook %r of process %r raised: %r",
+                        hook,
+                        pid,
+                        exc,
+                        exc_info=exc,
+                        extra={"beamlet_pid": pid, "beamlet_reason": reason},
+                    )
         if proc.links:
             for other in proc.links:
                 self.exit_signal(pid, other, reason, link=True)
@@ -346,9 +399,6 @@ class Node:
             for ref, target in proc.monitors.items():
                 self.drop_monitor(pid, ref, target)
             proc.monitors = None
-        if proc.hooks:
-            for hook in proc.hooks:
-                hook(proc, reason, result)
 
     # -- messages ------------------------------------------------------------------
 
@@ -411,6 +461,7 @@ class Node:
     # -- names ---------------------------------------------------------------------
 
     def register(self, name: str, pid: Pid) -> None:
+        """Register the local ``pid`` under ``name`` (see ``beamlet.actors.register``)."""
         check_name(name)
         if not isinstance(pid, Pid):
             raise TypeError(f"register() needs a Pid, not {pid!r}")
@@ -427,21 +478,25 @@ class Node:
         self._names[name] = proc
 
     def unregister(self, name: str) -> None:
+        """Remove the name ``name`` (see ``beamlet.actors.unregister``)."""
         proc = self._names.pop(check_name(name), None)
         if proc is None:
             raise NoSuchNameError(f"no process is registered as {name!r}")
         proc.name = None
 
     def whereis(self, name: str) -> Pid | None:
+        """The pid registered under ``name`` here, or None."""
         proc = self._names.get(check_name(name))
         return proc.pid if proc is not None else None
 
     def registered(self) -> list[str]:
+        """The names registered on this node."""
         return list(self._names)
 
     # -- links and exit signals ----------------------------------------------------
 
     def link(self, proc: Process, pid: Pid) -> None:
+        """Link the local process ``proc`` to ``pid`` (see ``beamlet.actors.link``)."""
         if pid == proc.pid:
             return
         if self.is_remote(pid.node):
@@ -472,6 +527,7 @@ class Node:
         other.links.add(proc.pid)
 
     def unlink(self, proc: Process, pid: Pid) -> None:
+        """Remove the link between ``proc`` and ``pid``, if any."""
         if proc.links is None or pid not in proc.links:
             return
         proc.links.discard(pid)
@@ -501,6 +557,13 @@ class Node:
     # -- monitors ------------------------------------------------------------------
 
     def monitor(self, proc: Process, dest: Any, ref: Ref | None = None) -> Ref:
+        """Make ``proc`` monitor ``dest`` (a pid, a name or ``(name, node)``); return the ref.
+
+        ``ref`` tags the monitor (default: a new ref), so a caller may use a
+        ref it already holds, e.g. an alias. ``Down(ref, object, reason)``
+        reaches ``proc`` when the target exits, at once with ``"noproc"``
+        if it does not exist.
+        """
         if ref is None:
             ref = self.make_ref()
         target = self.resolve(dest)
@@ -532,6 +595,11 @@ class Node:
         other.monitored_by[ref] = (proc.pid, obj)
 
     def demonitor(self, proc: Process, ref: Ref, flush: bool = False) -> bool:
+        """Stop ``proc``'s monitor ``ref``; with ``flush``, drop its queued ``Down``.
+
+        Returns:
+            True if the monitor was still active.
+        """
         target = proc.monitors.pop(ref, None) if proc.monitors else None
         if target is not None:
             self.drop_monitor(proc.pid, ref, target)
@@ -540,6 +608,7 @@ class Node:
         return target is not None
 
     def drop_monitor(self, watcher: Pid, ref: Ref, target: Any) -> None:
+        """Remove the target side of the monitor ``ref`` held by ``watcher``."""
         if type(target) is Pid and not self.is_remote(target.node):
             other = self.lookup(target)
             if other is not None and other.monitored_by:
@@ -548,6 +617,7 @@ class Node:
             self.router.demonitor(watcher, target, ref)
 
     def send_down(self, watcher: Pid, ref: Ref, obj: Any, reason: Any) -> None:
+        """Deliver ``Down(ref, obj, reason)`` to the monitor ``ref`` of ``watcher``."""
         if self.is_remote(watcher.node):
             self.router.down(watcher, ref, obj, reason)
         else:
@@ -626,6 +696,7 @@ class Node:
         proc.monitored_by[ref] = (watcher, obj)
 
     def remote_demonitor(self, target: Pid | str, ref: Ref) -> None:
+        """A remote process stopped monitoring a local pid or name."""
         proc = self._names.get(target) if isinstance(target, str) else self.lookup(target)
         if proc is not None and proc.monitored_by:
             proc.monitored_by.pop(ref, None)
@@ -659,9 +730,11 @@ class Node:
     # -- introspection -----------------------------------------------------------
 
     def processes(self) -> list[Pid]:
+        """The pids of the live processes of this node."""
         return [proc.pid for proc in self._procs.values()]
 
     def process_info(self, pid: Pid) -> ProcessInfo | None:
+        """A snapshot of the local process ``pid``, or None if it is not alive."""
         proc = self.lookup(pid)
         if proc is None:
             return None
@@ -711,16 +784,9 @@ async def open_node(
         The ``Node``. Its processes run until the ``async with`` block ends;
         then every remaining process is killed with ``"shutdown"``.
     """
-    if watchdog_threshold is not None and (
-        isinstance(watchdog_threshold, bool) or not isinstance(watchdog_threshold, int | float)
-    ):
-        raise TypeError(
-            f"watchdog_threshold must be a number of seconds or None, not {watchdog_threshold!r}"
-        )
-    if watchdog_threshold is not None and not watchdog_threshold > 0:
-        raise ValueError(
-            f"watchdog_threshold must be > 0 seconds or None, not {watchdog_threshold!r}"
-        )
+    check_number(
+        watchdog_threshold, "watchdog_threshold", strict=True, optional=True, unit="seconds"
+    )
     async with trio.open_nursery() as nursery:
         node = Node(nursery, name)
         nursery.start_soon(node.timers.run, name=f"beamlet timers {name}")

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from ._ids import Pid, Ref
     from ._node import Node
 
-__all__ = ["BUDGET", "Process", "Reply", "is_clean_exit", "validate_timeout"]
+__all__ = ["BUDGET", "Process", "Reply"]
 
 logger = logging.getLogger("beamlet")
 
@@ -92,25 +92,26 @@ class Reply:
         return f"Reply({self.ref!r}, {self.value!r})"
 
 
-def is_clean_exit(reason: object) -> bool:
-    """True for ``"normal"``, ``"shutdown"`` and ``("shutdown", detail)``."""
-    if type(reason) is str:
-        return reason == "normal" or reason == "shutdown"
-    return type(reason) is tuple and len(reason) == 2 and reason[0] == "shutdown"
-
-
-def validate_timeout(timeout: float | None, what: str = "timeout") -> None:
-    """Raise ``TypeError``/``ValueError`` unless ``timeout`` is None or a number >= 0."""
-    if timeout is None:
-        return
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
-        raise TypeError(f"{what} must be a number of seconds or None, not {timeout!r}")
-    if not timeout >= 0:  # also rejects NaN
-        raise ValueError(f"{what} must be >= 0 seconds, not {timeout!r}")
-
-
 class Process:
-    """The runtime's record of one process. Users see only its ``Pid``."""
+    """The runtime's record of one process. Users see only its ``Pid``.
+
+    Libraries get it from ``beamlet.actors.lowlevel.current_process()`` or
+    ``node.lookup(pid)``. Supported for them (anything else may change):
+
+    Attributes:
+        pid: its ``Pid``.
+        node: its ``Node``.
+        name: its registered name, or None.
+        trap: whether it traps exits.
+        exit_reason: None while it runs; the reason it is being killed with
+            once that is decided.
+
+    Methods: ``deliver(msg)`` (put a message in its mailbox, as a local
+    ``send`` does), ``kill(reason)`` (end it with ``reason``, whatever it
+    traps), ``take(match)`` (remove the oldest matching queued message,
+    without waiting; its own process only), ``status`` and
+    ``function_name``. Use ``beamlet.actors.receive`` to wait for messages.
+    """
 
     __slots__ = (
         "_budget",
@@ -153,18 +154,21 @@ class Process:
         self.monitors: dict[Ref, Any] | None = None  # ref -> monitored pid, or (name, node)
         self.monitored_by: dict[Ref, tuple[Pid, Any]] | None = None  # ref -> (watcher, object)
         self.aliases: set[Ref] | None = None
-        self.hooks: list[Callable[[Process, Any, Any], None]] | None = None
+        #: Exit hooks (see ``Node.process_exited``), in the order they were added.
+        self.hooks: dict[Callable[[Process, Any, Any], None], None] | None = None
 
     def __repr__(self) -> str:
         return f"<Process {self.pid!r} {self.name or ''} {self.function_name}>"
 
     @property
     def function_name(self) -> str:
+        """The qualified name of the function the process runs."""
         fn = self.fn
         return getattr(fn, "__qualname__", None) or repr(fn)
 
     @property
     def status(self) -> str:
+        """``"running"``, ``"waiting"`` (in ``receive``) or ``"exiting"``."""
         if self.exit_reason is not None:
             return "exiting"
         return "waiting" if self._waiting is not None else "running"

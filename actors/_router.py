@@ -17,14 +17,32 @@ if TYPE_CHECKING:
     from ._ids import Pid, Ref
     from ._node import Node
 
-__all__ = ["LocalRouter", "Router"]
+__all__ = ["LocalRouter", "Router", "install_router"]
 
 
 class Router:
     """Carries signals to other nodes. Every method is synchronous and never blocks.
 
-    Subclasses override all of them. The default implementations are those of
-    ``LocalRouter``: no other node is reachable.
+    A node sends every signal whose destination is on another node to its
+    router: messages (``send``, ``send_named``), links (``link``,
+    ``unlink``), exit signals (``exit``) and monitors (``monitor``,
+    ``demonitor``, ``down``). Subclasses override all of them; the defaults
+    are those of ``LocalRouter``: no other node is reachable. Install one
+    with ``install_router``.
+
+    For signals that arrive from another node, a router calls the node back:
+    ``node.remote_send(dest, msg)``, ``remote_send_named(name, msg)``,
+    ``remote_link(remote, local)``, ``remote_unlink(remote, local)`` (and
+    answers with an acknowledgement), ``remote_unlink_ack(remote, local, id)``,
+    ``remote_exit(sender, dest, reason, link=...)``,
+    ``remote_monitor(watcher, target, ref)``, ``remote_demonitor(target, ref)``,
+    ``remote_down(watcher, ref, object, reason)``; and ``node.node_down(name)``
+    when the connection to a node is lost (links break with
+    ``"noconnection"``, monitors fire). A node may be renamed once it has a
+    router that gives it a network name (``node.rename(name)``).
+
+    Attributes:
+        node: the node this router serves.
     """
 
     def __init__(self, node: Node) -> None:
@@ -65,3 +83,23 @@ class Router:
 
 class LocalRouter(Router):
     """The router of a node without distribution: no other node is reachable."""
+
+
+def install_router(router: Router) -> Router:
+    """Make ``router`` the router of its node (``router.node``); return the previous one.
+
+    From then on, every signal for another node goes to ``router``. The
+    distribution layer installs its router when a node starts distribution.
+
+    Raises:
+        TypeError: ``router`` is not a ``Router``.
+        RuntimeError: the node is closed.
+    """
+    if not isinstance(router, Router):
+        raise TypeError(f"install_router() needs a Router, not {router!r}")
+    node = router.node
+    if node.closed:
+        raise RuntimeError(f"node {node.name} is closed")
+    previous = node.router
+    node.router = router
+    return previous

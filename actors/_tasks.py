@@ -23,9 +23,18 @@ from ._errors import ReceiveTimeoutError
 from ._ids import Pid, Ref
 from ._messages import Down, ExitSignal
 from ._node import check_async
-from ._process import Process, Reply, validate_timeout
+from ._process import Process, Reply
+from ._util import check_number, check_timeout
 
-__all__ = ["AsyncStream", "Task", "TaskExitError", "TaskTimeoutError", "async_stream", "async_task"]
+__all__ = [
+    "AsyncStream",
+    "Task",
+    "TaskExitError",
+    "TaskTimeoutError",
+    "adopt_task",
+    "async_stream",
+    "async_task",
+]
 
 
 class TaskTimeoutError(trio.TooSlowError):
@@ -104,7 +113,7 @@ class Task:
         Cancellation:
             A checkpoint; the task keeps running.
         """
-        validate_timeout(timeout)
+        check_timeout(timeout)
         proc = self._check_owner()
         try:
             msg = await proc.receive(self._match, timeout)
@@ -118,7 +127,7 @@ class Task:
         Raises:
             TaskExitError: the task exited without a result.
         """
-        validate_timeout(timeout)
+        check_timeout(timeout)
         proc = self._check_owner()
         try:
             msg = await proc.receive(self._match, timeout)
@@ -163,6 +172,32 @@ def async_task(fn: Callable[..., Awaitable[Any]], *args: Any) -> Task:
     return Task(proc, child.pid, ref)
 
 
+def adopt_task(pid: Pid) -> Task:
+    """A ``Task`` owned by the calling process, for the existing process ``pid``.
+
+    For libraries that start task processes their own way (``TaskSupervisor``
+    does): the caller gets a reply alias and a monitor of ``pid``, both
+    tagged ``task.ref``. The task process delivers its result with
+    ``send_reply(owner, task.ref, value)``; ``join``, ``poll`` and
+    ``shutdown`` then work as for ``async_task``. Linking is left to the
+    caller. If ``pid`` is not alive, ``join`` raises ``TaskExitError("noproc")``.
+
+    Raises:
+        NotInProcessError: called outside a process.
+        TypeError: ``pid`` is not a ``Pid``.
+    """
+    if not isinstance(pid, Pid):
+        raise TypeError(f"adopt_task() needs a Pid, not {pid!r}")
+    proc = current_process()
+    node = proc.node
+    ref = node.make_ref()
+    if proc.aliases is None:
+        proc.aliases = set()
+    proc.aliases.add(ref)
+    node.monitor(proc, pid, ref=ref)
+    return Task(proc, pid, ref)
+
+
 class AsyncStream:
     """The async iterator ``async_stream`` returns; close it to kill running tasks."""
 
@@ -175,11 +210,8 @@ class AsyncStream:
         timeout: float | None,
     ) -> None:
         check_async(fn)
-        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int):
-            raise TypeError(f"max_concurrency must be an int or None, not {max_concurrency!r}")
-        if max_concurrency < 1:
-            raise ValueError(f"max_concurrency must be >= 1, not {max_concurrency!r}")
-        validate_timeout(timeout)
+        check_number(max_concurrency, "max_concurrency", minimum=1, integer=True)
+        check_timeout(timeout)
         self._fn = fn
         self._items = iter(items)
         self._max = max_concurrency

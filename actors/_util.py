@@ -3,14 +3,116 @@
 from __future__ import annotations
 
 import inspect
+import math
 import typing
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["fixup_module_metadata"]
+__all__ = [
+    "check_number",
+    "check_timeout",
+    "fixup_module_metadata",
+    "is_clean_exit",
+]
 
 
-def fixup_module_metadata(module_name: str, namespace: Mapping[str, Any]) -> None:
+def check_number(
+    value: object,
+    what: str,
+    *,
+    minimum: float = 0,
+    strict: bool = False,
+    integer: bool = False,
+    finite: bool = False,
+    optional: bool = False,
+    unit: str = "",
+) -> None:
+    """Check a numeric option: a number (not a bool) at least ``minimum``.
+
+    The one check behind every timeout, period, size and count option of
+    beamlet, so that they all fail alike: ``TypeError`` for a value of the
+    wrong type, ``ValueError`` for one out of range (NaN is always out of
+    range), each naming the option and the value.
+
+    Example::
+
+        check_number(timeout, "timeout", optional=True, unit="seconds")
+        check_number(size, "max_children", integer=True)
+        check_number(period, "interval", strict=True, finite=True, unit="seconds")
+
+    Args:
+        value: the value to check.
+        what: the option's name, for the message.
+        minimum: the lowest value allowed.
+        strict: the value must be greater than ``minimum``, not equal to it.
+        integer: the value must be an ``int``.
+        finite: the value must not be infinite.
+        optional: ``None`` is allowed.
+        unit: what the number counts (``"seconds"``), for the message.
+
+    Raises:
+        TypeError: not an int (or float, unless ``integer``), or a bool.
+        ValueError: below (or, with ``strict``, at) ``minimum``, NaN, or
+            infinite when ``finite``.
+    """
+    if value is None and optional:
+        return
+    ok_type = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, ok_type):
+        raise TypeError(_number_message(what, minimum, strict, integer, optional, unit, value))
+    number: float = value  # type: ignore[assignment]
+    if (
+        not (number > minimum if strict else number >= minimum)  # also rejects NaN
+        or (finite and not math.isfinite(number))
+    ):
+        raise ValueError(_number_message(what, minimum, strict, integer, optional, unit, value))
+
+
+def _number_message(
+    what: str,
+    minimum: float,
+    strict: bool,
+    integer: bool,
+    optional: bool,
+    unit: str,
+    value: object,
+) -> str:
+    kind = "an int" if integer else "a number"
+    if unit:
+        kind += f" of {unit}"
+    bound = f"{'>' if strict else '>='} {minimum:g}"
+    return f"{what} must be {kind} {bound}{' or None' if optional else ''}, not {value!r}"
+
+
+def check_timeout(value: object, what: str = "timeout") -> None:
+    """Check a timeout: ``None`` (wait forever) or a number of seconds >= 0.
+
+    ``check_number(value, what, optional=True, unit="seconds")``, with a
+    fast path for the common float.
+
+    Raises:
+        TypeError / ValueError: as ``check_number``.
+    """
+    if type(value) is float and value >= 0:
+        return
+    check_number(value, what, optional=True, unit="seconds")
+
+
+def is_clean_exit(reason: object) -> bool:
+    """True for the exit reasons that are no failure: ``"normal"``, ``"shutdown"``
+    and ``("shutdown", detail)``.
+
+    Supervisors restart a transient child only for other reasons, and
+    GenServer and crash reports log only those.
+    """
+    if type(reason) is str:
+        return reason == "normal" or reason == "shutdown"
+    return type(reason) is tuple and len(reason) == 2 and reason[0] == "shutdown"
+
+
+def fixup_module_metadata(
+    module_name: str, namespace: Mapping[str, Any], *, package: str | None = None
+) -> None:
     """Make the public names of a package say they come from the package.
 
     Each package keeps its code in private modules (``beamlet.actors._node``)
@@ -26,8 +128,11 @@ def fixup_module_metadata(module_name: str, namespace: Mapping[str, Any]) -> Non
     Args:
         module_name: the public package name, e.g. ``"beamlet.actors"``.
         namespace: the package's namespace, usually ``globals()``.
+        package: for a public module inside a package (``beamlet.actors.lowlevel``):
+            the package whose private modules hold the code (``"beamlet.actors"``).
+            Names already claimed by the package itself keep its name.
     """
-    prefix = module_name + "."
+    prefix = (package if package is not None else module_name) + "."
     seen: set[int] = set()
 
     def fix_one(qualname: str, name: str, obj: Any) -> None:

@@ -8,7 +8,7 @@ sans-IO wire protocol, rpc to exported functions, process groups
 (``beamlet.cluster.simulation``).
 """
 
-from beamlet.actors._util import fixup_module_metadata as _fixup
+from beamlet.actors.lowlevel import fixup_module_metadata as _fixup
 
 from . import _wire as _wire  # registers the runtime's message classes with the codec
 from ._api import (

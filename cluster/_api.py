@@ -9,9 +9,8 @@ from typing import Any, TypeVar
 
 import outcome
 import trio
-from beamlet.actors import Node, open_node as open_local_node, self_pid
-from beamlet.actors._context import current_node
-from beamlet.actors._node import LOCAL_NODE_NAME, check_async
+from beamlet.actors import LOCAL_NODE_NAME, Node, open_node as open_local_node, self_pid
+from beamlet.actors.lowlevel import check_async, check_number, current_node, install_router
 
 from ._cookie import Cookie, resolve_cookie
 from ._distribution import Distribution, check_node_type
@@ -132,8 +131,9 @@ async def start_distribution(
     node = node if node is not None else current_node()
     if isinstance(node.router, Distribution):
         raise RuntimeError(f"node {node.name} is already distributed")
-    if not ticktime > 0 or not handshake_timeout > 0:
-        raise ValueError("ticktime and handshake_timeout must be > 0 seconds")
+    check_number(ticktime, "ticktime", strict=True, unit="seconds")
+    check_number(handshake_timeout, "handshake_timeout", strict=True, unit="seconds")
+    check_number(seed_interval, "seed_interval", strict=True, unit="seconds")
     if not isinstance(hidden, bool):
         raise TypeError(f"hidden must be True or False, not {hidden!r}")
     _check_seeds(seeds)
@@ -162,7 +162,7 @@ async def start_distribution(
         auto_connect=auto_connect,
     )
     node.rename(name)
-    node.router = dist
+    install_router(dist)
     await node.system_nursery.start(dist.run)
     await _start_services(node)
     return dist

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import trio
+from beamlet.actors.lowlevel import check_number
 
 if TYPE_CHECKING:
     from ._distribution import Distribution
@@ -56,8 +57,7 @@ class DNSPoll:
             raise ValueError(f"DNSPoll needs a DNS name, not {query!r}")
         if not isinstance(port, int) or not 0 < port < 65536:
             raise ValueError(f"DNSPoll needs a port in 1..65535, not {port!r}")
-        if not interval > 0:
-            raise ValueError(f"DNSPoll interval must be > 0 seconds, not {interval!r}")
+        check_number(interval, "DNSPoll interval", strict=True, unit="seconds")
         self.query = query
         self.port = port
         self.interval = interval

@@ -43,9 +43,7 @@ from typing import Any
 
 import trio
 from beamlet.actors import Pid, Ref
-from beamlet.actors._node import Node
-from beamlet.actors._process import Reply
-from beamlet.actors._router import Router
+from beamlet.actors.lowlevel import Node, Reply, Router
 
 from . import _wire as wire
 from ._cookie import Cookie

@@ -27,7 +27,7 @@ from typing import Any, TypeVar, overload
 import attrs
 import msgpack  # type: ignore[import-untyped]
 from beamlet.actors import Down, ExitSignal, Pid, Ref
-from beamlet.actors._process import Reply
+from beamlet.actors.lowlevel import Reply
 
 from ._errors import DecodeError, short_repr
 

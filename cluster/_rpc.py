@@ -13,8 +13,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from beamlet.actors import CallExitError, From, GenServer, NoReply, Pid, call, reply, spawn
-from beamlet.actors._context import current_process
-from beamlet.actors._node import Node, check_async
+from beamlet.actors.lowlevel import Node, check_async, current_process
 
 __all__ = ["RPC_SERVER", "RpcError", "export", "exported", "rpc", "spawn_on", "start_rpc_server"]
 

@@ -21,9 +21,11 @@ A driver loop::
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 import attrs
+from beamlet.actors.lowlevel import check_number
 
 __all__ = ["DEFAULT_TICKTIME", "TickState"]
 
@@ -32,8 +34,7 @@ DEFAULT_TICKTIME = 15.0
 
 
 def _positive(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ValueError(f"TickState: {attribute.name!r} must be a number > 0, not {value!r}")
+    check_number(value, f"TickState.{attribute.name}", strict=True, unit="seconds")
 
 
 def _intensity(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -42,8 +43,7 @@ def _intensity(instance: object, attribute: attrs.Attribute[Any], value: object)
 
 
 def _time(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
-        raise ValueError(f"TickState: {attribute.name!r} must be a time in seconds, not {value!r}")
+    check_number(value, f"TickState.{attribute.name}", minimum=-math.inf, unit="seconds")
 
 
 @attrs.define

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 import trio
-from beamlet.actors import Pid, Ref
-from beamlet.actors._gen_server import Call, Cast, From, StopRequest
+from beamlet.actors import From, Pid, Ref
+from beamlet.actors.lowlevel import Call, Cast, StopRequest
 
 from ._auth import Role
 from ._codec import encode

@@ -36,8 +36,7 @@ from beamlet.actors import (
     self_pid,
     send,
 )
-from beamlet.actors._context import current_node, current_process
-from beamlet.actors._node import Node
+from beamlet.actors.lowlevel import Node, NodeVar, current_node, current_process
 
 from ._api import distribution
 from ._codec import encode
@@ -93,14 +92,17 @@ def _server_name(scope: str) -> str:
     return f"beamlet_pg_{scope}"
 
 
+#: Each node's group tables, by scope name, owned by the scope's process: a
+#: scope that exits, even killed (without ``terminate``), takes its table
+#: with it, as an ETS table goes with its owner.
+_STATES: NodeVar[GroupsState] = NodeVar("beamlet.cluster.pg")
+
+
 def _state(scope: str, node: Node | None = None) -> GroupsState:
     node = node if node is not None else current_node()
-    entry = node.services.get(_server_name(scope))
-    # The table lives as long as its scope process: a killed scope (which runs
-    # no terminate) takes its table with it, as an ETS table goes with its owner.
-    if entry is None or node.lookup(entry[0]) is None:
+    state = _STATES.get(key=scope, default=None, node=node)
+    if state is None:
         raise ScopeNotStartedError(f"the pg scope {scope!r} is not running on {node.name}")
-    state: GroupsState = entry[1]
     return state
 
 
@@ -113,8 +115,7 @@ class _Scope(GenServer):
         self.name = _server_name(scope)
         self.node = proc.node
         self.state = GroupsState()
-        self.entry = (proc.pid, self.state)
-        self.node.services[self.name] = self.entry
+        _STATES.set(self.state, key=scope)
         self.watched: dict[Pid, Ref] = {}  # local member -> monitor
         self.peers: dict[str, Pid] = {}  # node -> that node's scope process
         self.peer_monitors: dict[Ref, Pid] = {}  # monitor -> a peer scope process
@@ -124,10 +125,6 @@ class _Scope(GenServer):
         dist.monitor_nodes(proc.pid, True)
         for node in dist.nodes():
             send((self.name, node), ("discover", proc.pid))
-
-    async def terminate(self, reason: Any) -> None:
-        if self.node.services.get(self.name) is self.entry:
-            del self.node.services[self.name]
 
     def _add_peer(self, peer: Pid) -> None:
         """Remember the scope process of another node, and watch it."""

@@ -7,7 +7,7 @@ under supervision; ``run_application``/``serve`` run a tree as a service that
 shuts down cleanly on SIGTERM/SIGINT. See docs/supervision.md.
 """
 
-from beamlet.actors._util import fixup_module_metadata as _fixup_module_metadata
+from beamlet.actors.lowlevel import fixup_module_metadata as _fixup_module_metadata
 
 from ._application import (
     ApplicationError as ApplicationError,

@@ -65,9 +65,9 @@ from beamlet.actors import (
     trap_exits,
     unlink,
 )
+from beamlet.actors.lowlevel import check_number, current_node
 
 from ._plan import Strategy
-from ._runtime import current_node
 from ._spec import ChildLike, ChildSpec, specs_of
 from ._supervisor import Supervisor, SupervisorSpec
 
@@ -197,12 +197,7 @@ async def serve(
         ``serve`` returns at once, without waiting for it.
     """
     spec = _spec_of(children, strategy, max_restarts, max_seconds)
-    if shutdown_timeout is not None and not (
-        isinstance(shutdown_timeout, int | float)
-        and not isinstance(shutdown_timeout, bool)
-        and shutdown_timeout >= 0
-    ):
-        raise ValueError(f"shutdown_timeout must be seconds >= 0 or None, not {shutdown_timeout!r}")
+    check_number(shutdown_timeout, "shutdown_timeout", optional=True, unit="seconds")
     signals = tuple(signals)
     node = current_node()
     receiver: contextlib.AbstractContextManager[AsyncIterator[int] | None] = (

@@ -55,6 +55,7 @@ from typing import Any
 import attrs
 import trio
 from beamlet.actors import ExitSignal, GenServer, Pid, Stop, self_pid, send, stop, trap_exits
+from beamlet.actors.lowlevel import check_number, is_clean_exit
 
 from ._common import (
     ChildCounts,
@@ -71,7 +72,7 @@ from ._common import (
 )
 from ._intensity import RestartIntensity, check_intensity
 from ._reports import Reporter, logger
-from ._shutdown import is_clean_exit, shutdown_children
+from ._shutdown import shutdown_children
 from ._spec import ChildLike, ChildSpec, ChildType, Restart, Shutdown, StartFunction
 
 __all__ = ["DynamicSupervisor"]
@@ -207,10 +208,7 @@ class _Server(GenServer):
 def _check_max_children(max_children: object) -> None:
     if max_children is None:
         return
-    if isinstance(max_children, bool) or not isinstance(max_children, int):
-        raise TypeError(f"max_children must be an int >= 0 or None, not {max_children!r}")
-    if max_children < 0:
-        raise ValueError(f"max_children must be an int >= 0 or None, not {max_children!r}")
+    check_number(max_children, "max_children", integer=True, optional=True)
 
 
 def _check_extra(extra: object) -> tuple[Any, ...]:

@@ -20,8 +20,9 @@ exactly ``max_seconds`` seconds. With whole-second timestamps both agree.
 
 from __future__ import annotations
 
-import math
 from collections import deque
+
+from beamlet.actors.lowlevel import check_number
 
 __all__ = ["RestartIntensity", "check_intensity"]
 
@@ -33,14 +34,8 @@ def check_intensity(max_restarts: object, max_seconds: object) -> None:
         TypeError / ValueError: ``max_restarts`` is not an int >= 0, or
             ``max_seconds`` is not a finite number > 0.
     """
-    if isinstance(max_restarts, bool) or not isinstance(max_restarts, int):
-        raise TypeError(f"max_restarts must be an int >= 0, not {max_restarts!r}")
-    if max_restarts < 0:
-        raise ValueError(f"max_restarts must be an int >= 0, not {max_restarts!r}")
-    if isinstance(max_seconds, bool) or not isinstance(max_seconds, int | float):
-        raise TypeError(f"max_seconds must be a number of seconds > 0, not {max_seconds!r}")
-    if not (max_seconds > 0 and math.isfinite(max_seconds)):
-        raise ValueError(f"max_seconds must be a finite number of seconds > 0, not {max_seconds!r}")
+    check_number(max_restarts, "max_restarts", integer=True)
+    check_number(max_seconds, "max_seconds", strict=True, finite=True, unit="seconds")
 
 
 class RestartIntensity:

@@ -24,25 +24,27 @@ reason ``"killed"``, as in OTP.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, Protocol, TypeVar
 
 import trio
 from beamlet.actors import (
     Down,
+    ExitSignal,
     Pid,
     ReceiveTimeoutError,
     Ref,
     demonitor,
+    monitor,
     receive,
     send_exit,
     unlink,
 )
+from beamlet.actors.lowlevel import is_clean_exit
 
-from ._runtime import current_process, take_exits, watch
 from ._spec import Restart, Shutdown
 
-__all__ = ["Stoppable", "is_clean_exit", "is_clean_shutdown", "shutdown_children"]
+__all__ = ["Stoppable", "is_clean_shutdown", "shutdown_children", "take_exits"]
 
 
 class Stoppable(Protocol):
@@ -58,13 +60,6 @@ class Stoppable(Protocol):
 C = TypeVar("C", bound=Stoppable)
 
 
-def is_clean_exit(reason: object) -> bool:
-    """True for ``"normal"``, ``"shutdown"`` and ``("shutdown", detail)`` (S4, S7)."""
-    if type(reason) is str:
-        return reason == "normal" or reason == "shutdown"
-    return type(reason) is tuple and len(reason) == 2 and reason[0] == "shutdown"
-
-
 def is_clean_shutdown(reason: object, *, restart: Restart, shutdown: Shutdown) -> bool:
     """Whether ``reason`` is an expected outcome of shutting a child down (S18)."""
     if type(reason) is str:
@@ -74,6 +69,24 @@ def is_clean_shutdown(reason: object, *, restart: Restart, shutdown: Shutdown) -
         elif reason == "shutdown":
             return True
     return restart != "permanent" and is_clean_exit(reason)
+
+
+async def take_exits(pids: Collection[Pid]) -> dict[Pid, Any]:
+    """Remove the queued ``ExitSignal`` messages from ``pids``; return their reasons.
+
+    Never waits. Call it after unlinking ``pids``: no new one can arrive then.
+    """
+
+    def match(msg: object) -> bool:
+        return type(msg) is ExitSignal and msg.pid in pids
+
+    reasons: dict[Pid, Any] = {}
+    while True:
+        try:
+            msg: ExitSignal = await receive(match, timeout=0)
+        except ReceiveTimeoutError:
+            return reasons
+        reasons[msg.pid] = msg.reason
 
 
 async def shutdown_children(children: Sequence[tuple[Pid, C]]) -> list[tuple[Pid, C, Any]]:
@@ -91,10 +104,11 @@ async def shutdown_children(children: Sequence[tuple[Pid, C]]) -> list[tuple[Pid
         A checkpoint; if cancelled, the children not yet down are left with
         their exit signal sent and are no longer linked.
     """
-    proc = current_process()
     refs = []
     for pid, _child in children:
-        refs.append(watch(proc, pid))
+        # A child that is already exiting is reported with its real reason
+        # once its exit is complete.
+        refs.append(monitor(pid))
         unlink(pid)
     # An exit signal queued before the unlink means the child had already exited.
     early = await take_exits({pid for pid, _child in children})

@@ -10,12 +10,12 @@ a class with a ``child_spec`` method, or ``(cls, arg)`` (Elixir's
 
 from __future__ import annotations
 
-import math
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from typing import Any, Literal, TypeAlias, get_args
 
 import attrs
 from beamlet.actors import NameTakenError, Pid, StartError, spawn_link, whereis
+from beamlet.actors.lowlevel import check_number
 
 __all__ = [
     "ChildLike",
@@ -78,10 +78,12 @@ def check_shutdown(value: object, what: str = "ChildSpec shutdown") -> None:
         if value in ("brutal_kill", "infinity"):
             return
         raise ValueError(f"{what} must be seconds >= 0, 'brutal_kill' or 'infinity', not {value!r}")
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{what} must be seconds >= 0, 'brutal_kill' or 'infinity', not {value!r}")
-    if math.isnan(value) or value < 0:
-        raise ValueError(f"{what} must be seconds >= 0, 'brutal_kill' or 'infinity', not {value!r}")
+    try:
+        check_number(value, what, unit="seconds")
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(
+            f"{what} must be seconds >= 0, 'brutal_kill' or 'infinity', not {value!r}"
+        ) from None
 
 
 def _validate_shutdown(spec: object, attribute: attrs.Attribute[Any], value: object) -> None:

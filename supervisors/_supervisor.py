@@ -117,6 +117,7 @@ from beamlet.actors import (
     stop,
     trap_exits,
 )
+from beamlet.actors.lowlevel import current_node, is_clean_exit
 
 from ._common import (
     ChildCounts,
@@ -134,8 +135,7 @@ from ._common import (
 from ._intensity import RestartIntensity, check_intensity
 from ._plan import Strategy, check_strategy, plan_restart
 from ._reports import Reporter, logger
-from ._runtime import current_process
-from ._shutdown import is_clean_exit, shutdown_children
+from ._shutdown import shutdown_children
 from ._spec import ChildLike, ChildSpec, Restart, Shutdown, specs_of
 
 __all__ = ["Supervisor", "SupervisorSpec"]
@@ -381,7 +381,7 @@ class _Server(GenServer):
         return Refused(("bad_call", request))
 
     def count(self) -> ChildCounts:
-        node = current_process().node
+        node = current_node()
         active = supervisors = 0
         for child in self.children.values():
             if child.pid is not None and node.is_alive(child.pid):

@@ -42,10 +42,10 @@ from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
 
 from beamlet.actors import Pid, Task, link, receive, self_pid, send
+from beamlet.actors.lowlevel import adopt_task, send_reply
 
 from ._common import ChildCounts, ChildInfo, SupRef
 from ._dynamic import DynamicSupervisor
-from ._runtime import adopt_task, send_task_result
 from ._spec import ChildSpec, Restart, Shutdown, SpawnLink, check_shutdown
 
 __all__ = ["TaskSupervisor"]
@@ -68,7 +68,7 @@ def _is_go(msg: object) -> bool:
 async def _supervised_task(fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
     go: _Go = await receive(_is_go)
     result = await fn(*args)
-    send_task_result(go.owner, go.ref, result)
+    send_reply(go.owner, go.ref, result)
 
 
 def _check_fn(fn: object) -> None:

@@ -16,7 +16,7 @@ import attrs
 import msgpack  # type: ignore[import-untyped]
 import pytest
 from beamlet.actors import Down, ExitSignal, Pid, Ref
-from beamlet.actors._process import Reply
+from beamlet.actors.lowlevel import Reply
 from beamlet.cluster._codec import (
     EXT_BIGINT,
     EXT_FROZENSET,
