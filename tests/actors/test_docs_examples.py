@@ -78,3 +78,23 @@ def test_gen_server_docstring_example_runs(tmp_path: Path) -> None:
 def test_readme_example_is_the_file() -> None:
     [block, *_] = python_blocks(REPO / "README.md")
     assert block in (EXAMPLES / "readme_example.py").read_text()
+
+
+LOWLEVEL_GUIDE = REPO / "docs" / "lowlevel.md"
+LOWLEVEL_EXAMPLES = sorted(EXAMPLES.glob("lowlevel_*.py"))
+
+
+@pytest.mark.parametrize("path", LOWLEVEL_EXAMPLES, ids=[p.name for p in LOWLEVEL_EXAMPLES])
+def test_lowlevel_example_runs(path: Path, tmp_path: Path) -> None:
+    run_python([str(path)], cwd=tmp_path)
+
+
+def test_lowlevel_guide_shows_its_examples_as_they_are() -> None:
+    shown = set()
+    for block in python_blocks(LOWLEVEL_GUIDE):
+        marker = MARKER.match(block)
+        if marker:
+            assert block[marker.end() :] == (EXAMPLES / marker.group(1)).read_text()
+            shown.add(marker.group(1))
+    assert LOWLEVEL_EXAMPLES
+    assert shown == {p.name for p in LOWLEVEL_EXAMPLES}

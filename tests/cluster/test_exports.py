@@ -1,0 +1,135 @@
+"""The public surface of beamlet.cluster (and of beamlet.cluster.pg)."""
+
+from __future__ import annotations
+
+import inspect
+
+import beamlet.cluster as cluster
+import beamlet.cluster.pg as pg
+import beamlet.cluster.simulation as simulation
+
+PUBLIC = {
+    "Codec",
+    "Connection",
+    "Cookie",
+    "CookieError",
+    "DNSPoll",
+    "DecodeError",
+    "Distribution",
+    "DistributionBusyError",
+    "LocalProtocolError",
+    "MemoryNetwork",
+    "MessageRegistry",
+    "NodeDown",
+    "NodeUp",
+    "NotDistributedError",
+    "ProtocolError",
+    "RemoteError",
+    "RemoteProtocolError",
+    "RpcError",
+    "TCPTransport",
+    "TLSConfig",
+    "Transport",
+    "connect",
+    "decode",
+    "disconnect",
+    "distribution",
+    "encode",
+    "export",
+    "listen_address",
+    "message",
+    "monitor_node",
+    "monitor_nodes",
+    "node_name",
+    "nodes",
+    "open_node",
+    "rpc",
+    "run",
+    "spawn_on",
+    "start_distribution",
+    "validate_node_name",
+}
+
+#: Every name the design binds for beamlet.cluster.
+DESIGN_NAMES = [
+    "run",
+    "open_node",
+    "start_distribution",
+    "listen_address",
+    "node_name",
+    "nodes",
+    "connect",
+    "disconnect",
+    "monitor_nodes",
+    "monitor_node",
+    "NodeUp",
+    "NodeDown",
+    "rpc",
+    "spawn_on",
+    "export",
+    "message",
+    "RemoteError",
+]
+
+PG_NAMES = {
+    "GroupChange",
+    "NotLocalError",
+    "ScopeNotStartedError",
+    "child_spec",
+    "demonitor",
+    "groups",
+    "join",
+    "leave",
+    "local_members",
+    "members",
+    "monitor",
+    "start_scope",
+}
+
+
+def module_names(module: object) -> set[str]:
+    return {
+        name
+        for name, value in vars(module).items()
+        if not name.startswith("_") and not inspect.ismodule(value)
+    }
+
+
+def test_public_names() -> None:
+    assert module_names(cluster) == PUBLIC
+    assert set(DESIGN_NAMES) <= PUBLIC
+
+
+def test_names_say_where_they_are_exported() -> None:
+    for name in PUBLIC:
+        value = getattr(cluster, name)
+        if inspect.isclass(value) or inspect.isfunction(value):
+            assert value.__module__ == "beamlet.cluster", name
+            assert value.__qualname__ == name, name
+
+
+def test_every_public_name_and_method_is_documented() -> None:
+    for name in PUBLIC:
+        value = getattr(cluster, name)
+        assert inspect.getdoc(value), name
+    for name in sorted(PG_NAMES):
+        value = getattr(pg, name)
+        assert inspect.getdoc(value), f"pg.{name}"
+    assert inspect.getdoc(simulation.simulated_cluster)
+
+
+def test_pg_surface() -> None:
+    assert set(pg.__all__) | {"child_spec"} == PG_NAMES
+    for name in PG_NAMES:
+        assert hasattr(pg, name), name
+
+
+def test_exception_hierarchy() -> None:
+    assert issubclass(cluster.NotDistributedError, RuntimeError)
+    assert issubclass(cluster.DistributionBusyError, RuntimeError)
+    assert issubclass(cluster.LocalProtocolError, cluster.ProtocolError)
+    assert issubclass(cluster.RemoteProtocolError, cluster.ProtocolError)
+    assert issubclass(cluster.CookieError, Exception)
+    assert issubclass(pg.NotLocalError, ValueError)
+    assert issubclass(pg.ScopeNotStartedError, LookupError)
+    assert cluster.RpcError("why").reason == "why"
