@@ -34,7 +34,7 @@ from ._messages import Down, ProcessInfo
 from ._process import Process
 from ._router import LocalRouter, Router
 from ._timers import Timers
-from ._util import check_number
+from ._util import check_number, raise_single
 from ._watchdog import Watchdog
 
 __all__ = ["LOCAL_NODE_NAME", "ExitHookFn", "Node", "check_async", "open_node", "run"]
@@ -783,25 +783,41 @@ async def open_node(
     Yields:
         The ``Node``. Its processes run until the ``async with`` block ends;
         then every remaining process is killed with ``"shutdown"``.
+
+    Raises:
+        An exception raised in the ``async with`` block comes out as itself
+        (not inside an ``ExceptionGroup``); so does a single failure of the
+        node's own tasks. Only several concurrent failures come out as a group.
     """
     check_number(
         watchdog_threshold, "watchdog_threshold", strict=True, optional=True, unit="seconds"
     )
-    async with trio.open_nursery() as nursery:
-        node = Node(nursery, name)
-        nursery.start_soon(node.timers.run, name=f"beamlet timers {name}")
-        if watchdog_threshold is not None and math.isfinite(watchdog_threshold):
-            node._watchdog = Watchdog(node, watchdog_threshold)
-            node._watchdog.start()
-        token = _node.set(node)
-        try:
-            yield node
-        finally:
-            _node.reset(token)
-            node.shutdown()
+    try:
+        async with trio.open_nursery() as nursery:
+            node = Node(nursery, name)
+            nursery.start_soon(node.timers.run, name=f"beamlet timers {name}")
+            if watchdog_threshold is not None and math.isfinite(watchdog_threshold):
+                node._watchdog = Watchdog(node, watchdog_threshold)
+                node._watchdog.start()
+            token = _node.set(node)
+            try:
+                yield node
+            finally:
+                _node.reset(token)
+                node.shutdown()
+    except BaseExceptionGroup as group:
+        # One failure (the block's own exception, or a start-up error) comes
+        # out as itself, not inside the nursery's group.
+        raise_single(group)
+        raise
 
 
-def run(main: Callable[..., Awaitable[T]], *args: Any, **node_options: Any) -> T:
+def run(
+    main: Callable[..., Awaitable[T]],
+    *args: Any,
+    name: str = LOCAL_NODE_NAME,
+    watchdog_threshold: float | None = 0.1,
+) -> T:
     """Run ``main(*args)`` as the first process of a new local node, and return its result.
 
     This is the synchronous entry point: it calls ``trio.run``. When ``main``
@@ -810,21 +826,23 @@ def run(main: Callable[..., Awaitable[T]], *args: Any, **node_options: Any) -> T
     Args:
         main: an async function.
         *args: its arguments.
-        **node_options: options for ``open_node``.
+        name: the node name (as for ``open_node``).
+        watchdog_threshold: as for ``open_node``.
 
     Returns:
         What ``main`` returned.
 
     Raises:
-        The exception ``main`` raised, or ``Exit(reason)`` if it was killed by
-        an exit signal.
+        The exception ``main`` raised (as itself, not in an ``ExceptionGroup``),
+        or ``Exit(reason)`` if it was killed by an exit signal.
+        TypeError: ``main`` is not an async function, or an unknown option.
     """
     check_async(main)
 
     async def entry() -> T:
         # Capture the outcome inside the node so that main's own exception is
         # raised, not the nursery's exception group around it.
-        async with open_node(**node_options) as node:
+        async with open_node(name=name, watchdog_threshold=watchdog_threshold) as node:
             result = await outcome.acapture(node.run, main, *args)
         return result.unwrap()  # type: ignore[no-any-return,unused-ignore]
 

@@ -13,6 +13,8 @@ __all__ = [
     "check_timeout",
     "fixup_module_metadata",
     "is_clean_exit",
+    "raise_single",
+    "sole_exception",
 ]
 
 
@@ -171,3 +173,37 @@ def _resolve_annotations(cls: type) -> None:
     except Exception:  # a name only imported for type checking: leave it
         return
     cls.__annotations__ = {key: hints.get(key, value) for key, value in own.items()}
+
+
+def sole_exception(exc: BaseException) -> BaseException | None:
+    """The one exception inside ``exc``'s nested exception groups, or None if there are several.
+
+    An exception that is not a group is its own sole exception. Trio wraps
+    what leaves a nursery in an ``ExceptionGroup`` (one level per nursery);
+    when that is a single failure, the public boundary raises it alone.
+    """
+    while isinstance(exc, BaseExceptionGroup):
+        if len(exc.exceptions) != 1:
+            return None
+        exc = exc.exceptions[0]
+    return exc
+
+
+def raise_single(group: BaseExceptionGroup[Any]) -> None:
+    """Raise the sole exception of ``group`` as itself; return if it holds several.
+
+    Call it in ``except BaseExceptionGroup as group:`` and ``raise`` after it,
+    so that a single failure comes out as its own type (``except OSError``
+    catches it) and several concurrent failures stay a group. The exception
+    keeps its own ``__cause__`` and ``__context__``, not the group.
+    """
+    exc = sole_exception(group)
+    if exc is None:
+        return
+    cause, context, suppress = exc.__cause__, exc.__context__, exc.__suppress_context__
+    try:
+        raise exc
+    finally:
+        exc.__cause__, exc.__context__ = cause, context
+        exc.__suppress_context__ = suppress
+        del exc

@@ -16,7 +16,8 @@ See docs/lowlevel.md ("Building a library on beamlet").
 - The GenServer protocol's envelopes, for codecs: ``Call``, ``Cast``, ``StopRequest``.
 - The router interface: ``Router``, ``LocalRouter``, ``install_router``.
 - Shared checks: ``check_async``, ``check_number``, ``check_timeout``,
-  ``is_clean_exit``; and ``fixup_module_metadata`` for packages' ``__init__``.
+  ``is_clean_exit``; ``raise_single``, to raise a lone failure out of a
+  nursery's exception group as itself at a public boundary; and ``fixup_module_metadata`` for packages' ``__init__``.
 """
 
 from ._context import (
@@ -44,6 +45,7 @@ from ._util import (
     check_timeout as check_timeout,
     fixup_module_metadata as fixup_module_metadata,
     is_clean_exit as is_clean_exit,
+    raise_single as raise_single,
 )
 
 fixup_module_metadata(__name__, globals(), package="beamlet.actors")

@@ -14,6 +14,7 @@ from . import _wire as _wire  # registers the runtime's message classes with the
 from ._api import (
     NotDistributedError as NotDistributedError,
     connect as connect,
+    default_node_name as default_node_name,
     disconnect as disconnect,
     distribution as distribution,
     listen_address as listen_address,

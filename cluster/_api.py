@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import re
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeAlias, TypeVar
 
 import outcome
 import trio
 from beamlet.actors import LOCAL_NODE_NAME, Node, open_node as open_local_node, self_pid
-from beamlet.actors.lowlevel import check_async, check_number, current_node, install_router
+from beamlet.actors.lowlevel import (
+    check_async,
+    check_number,
+    current_node,
+    install_router,
+    raise_single,
+)
 
 from ._cookie import Cookie, resolve_cookie
 from ._distribution import Distribution, check_node_type
@@ -19,6 +28,7 @@ from ._transport import TCPTransport, TLSConfig, Transport, split_address
 __all__ = [
     "NotDistributedError",
     "connect",
+    "default_node_name",
     "disconnect",
     "distribution",
     "listen_address",
@@ -33,6 +43,11 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+#: When a use of a node connects to it (see ``start_distribution``).
+AutoConnect: TypeAlias = Literal["always", "once", "never"]
+
+logger = logging.getLogger("beamlet.cluster")
 
 _NODE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}@[A-Za-z0-9_.\-:\[\]]{1,190}$")
 
@@ -80,7 +95,7 @@ async def start_distribution(
     discovery: tuple[Any, ...] | list[Any] = (),
     connect_all: bool = True,
     hidden: bool = False,
-    auto_connect: str = "always",
+    auto_connect: AutoConnect = "always",
     insecure: bool = False,
 ) -> Distribution:
     """Turn a running local node into a distributed node named ``name``.
@@ -161,9 +176,20 @@ async def start_distribution(
         hidden=hidden,
         auto_connect=auto_connect,
     )
+    old_name, old_router = node.name, node.router
     node.rename(name)
     install_router(dist)
-    await node.system_nursery.start(dist.run)
+    try:
+        await node.system_nursery.start(dist.run)
+    except BaseException as exc:
+        # Not distributed after all (e.g. the port is taken): the node stays
+        # as it was, and the error comes out as itself, not in a group.
+        if not node.closed:
+            install_router(old_router)
+            node.rename(old_name)
+        if isinstance(exc, BaseExceptionGroup):
+            raise_single(exc)
+        raise
     await _start_services(node)
     return dist
 
@@ -187,25 +213,95 @@ async def _start_services(node: Node) -> None:
     await node.run(pg.start_scope)
 
 
+def default_node_name() -> str:
+    """A fresh, unique node name for a node started without one.
+
+    It is ``"beamlet-<os pid>-<6 random hex digits>@127.0.0.1"``: unique
+    between the processes of a machine, and between the nodes of one
+    process, and reachable from this machine only. Give a node started to be
+    reached by others a name of your own (``name="api@10.0.0.5"``).
+    """
+    return f"beamlet-{os.getpid()}-{secrets.token_hex(3)}@127.0.0.1"
+
+
 @asynccontextmanager
 async def open_node(
-    name: str = "a@127.0.0.1", *, watchdog_threshold: float | None = 0.1, **options: Any
+    name: str | None = None,
+    *,
+    cookie: bytes | str | Cookie | None = None,
+    port: int = 0,
+    seeds: tuple[str, ...] | list[str] = (),
+    tls: TLSConfig | None = None,
+    transport: Transport | None = None,
+    ticktime: float = 15.0,
+    handshake_timeout: float = 7.0,
+    max_frame_size: int = 64 * 1024 * 1024,
+    busy_limit: int = 1024 * 1024,
+    seed_interval: float = 2.0,
+    discovery: tuple[Any, ...] | list[Any] = (),
+    connect_all: bool = True,
+    hidden: bool = False,
+    auto_connect: AutoConnect = "always",
+    insecure: bool = False,
+    watchdog_threshold: float | None = 0.1,
 ) -> AsyncIterator[Node]:
     """Open a distributed node inside a running Trio program.
 
-    Takes the options of ``start_distribution``. When the block ends, the
-    node's processes are killed and its connections closed.
+    Example::
+
+        async with open_node("api@127.0.0.1", cookie=secret, port=4370) as node:
+            await node.run(main)
+
+    When the block ends, the node's processes are killed and its
+    connections closed.
+
+    Args:
+        name: ``"name@host"``; default: a unique name from
+            ``default_node_name()`` (``"beamlet-<os pid>-<random>@127.0.0.1"``).
+        cookie, port, seeds, tls, transport, ticktime, handshake_timeout,
+        max_frame_size, busy_limit, seed_interval, discovery, connect_all,
+        hidden, auto_connect, insecure: as for ``start_distribution``.
+        watchdog_threshold: as for ``beamlet.actors.open_node``.
+
+    Yields:
+        The ``Node``, distributed and listening.
 
     Raises:
-        ValueError: a bad node name or seed address.
+        ValueError: a bad node name or seed address, or a non-loopback host
+            without TLS (and without ``insecure=True``).
         CookieError: the cookie is too short or too regular, or its file is unsafe.
+        OSError: the node cannot listen (the message names the address; for a
+            port in use, ``errno`` is ``EADDRINUSE``).
+        An exception raised in the ``async with`` block comes out as itself,
+        not inside an ``ExceptionGroup``.
     """
     # Checked before the node opens, so that they raise as themselves.
+    if name is None:
+        name = default_node_name()
+        logger.info("starting node %s (no name was given)", name)
     validate_node_name(name)
-    options["cookie"] = resolve_cookie(options.get("cookie"))
-    _check_seeds(options.get("seeds", ()))
+    cookie = resolve_cookie(cookie)
+    _check_seeds(seeds)
     async with open_local_node(watchdog_threshold=watchdog_threshold) as node:
-        dist = await start_distribution(name, node=node, **options)
+        dist = await start_distribution(
+            name,
+            node=node,
+            cookie=cookie,
+            port=port,
+            seeds=seeds,
+            tls=tls,
+            transport=transport,
+            ticktime=ticktime,
+            handshake_timeout=handshake_timeout,
+            max_frame_size=max_frame_size,
+            busy_limit=busy_limit,
+            seed_interval=seed_interval,
+            discovery=discovery,
+            connect_all=connect_all,
+            hidden=hidden,
+            auto_connect=auto_connect,
+            insecure=insecure,
+        )
         try:
             yield node
         finally:
@@ -213,17 +309,71 @@ async def open_node(
 
 
 def run(
-    main: Callable[..., Awaitable[T]], *args: Any, name: str = "a@127.0.0.1", **options: Any
+    main: Callable[..., Awaitable[T]],
+    *args: Any,
+    name: str | None = None,
+    cookie: bytes | str | Cookie | None = None,
+    port: int = 0,
+    seeds: tuple[str, ...] | list[str] = (),
+    tls: TLSConfig | None = None,
+    transport: Transport | None = None,
+    ticktime: float = 15.0,
+    handshake_timeout: float = 7.0,
+    max_frame_size: int = 64 * 1024 * 1024,
+    busy_limit: int = 1024 * 1024,
+    seed_interval: float = 2.0,
+    discovery: tuple[Any, ...] | list[Any] = (),
+    connect_all: bool = True,
+    hidden: bool = False,
+    auto_connect: AutoConnect = "always",
+    insecure: bool = False,
+    watchdog_threshold: float | None = 0.1,
 ) -> T:
     """Run ``main(*args)`` as the first process of a new distributed node; return its result.
 
-    Takes the options of ``start_distribution`` (``cookie``, ``port``,
-    ``seeds``, ``tls``, ...) and ``watchdog_threshold``.
+    This is the synchronous entry point: it calls ``trio.run``.
+
+    Args:
+        main: an async function.
+        *args: its arguments.
+        name: ``"name@host"``; default: a unique name from
+            ``default_node_name()`` (``"beamlet-<os pid>-<random>@127.0.0.1"``).
+        cookie, port, seeds, tls, transport, ticktime, handshake_timeout,
+        max_frame_size, busy_limit, seed_interval, discovery, connect_all,
+        hidden, auto_connect, insecure: as for ``start_distribution``.
+        watchdog_threshold: as for ``beamlet.actors.open_node``.
+
+    Returns:
+        What ``main`` returned.
+
+    Raises:
+        The exception ``main`` raised, as itself; the errors of ``open_node``
+        (``OSError`` naming the address when the port is taken, ``ValueError``,
+        ``CookieError``), never inside an ``ExceptionGroup``.
+        TypeError: ``main`` is not an async function, or an unknown option.
     """
     check_async(main)
 
     async def entry() -> T:
-        async with open_node(name, **options) as node:
+        async with open_node(
+            name,
+            cookie=cookie,
+            port=port,
+            seeds=seeds,
+            tls=tls,
+            transport=transport,
+            ticktime=ticktime,
+            handshake_timeout=handshake_timeout,
+            max_frame_size=max_frame_size,
+            busy_limit=busy_limit,
+            seed_interval=seed_interval,
+            discovery=discovery,
+            connect_all=connect_all,
+            hidden=hidden,
+            auto_connect=auto_connect,
+            insecure=insecure,
+            watchdog_threshold=watchdog_threshold,
+        ) as node:
             result = await outcome.acapture(node.run, main, *args)
         return result.unwrap()  # type: ignore[no-any-return]
 

@@ -6,6 +6,7 @@ Trio streams to the distribution layer, which runs the wire protocol over them.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 import ssl
@@ -172,6 +173,23 @@ async def _guarded(handler: Handler, stream: trio.abc.Stream) -> None:
             await trio.aclose_forcefully(stream)
 
 
+def _listen_error(exc: OSError, host: str, port: int) -> OSError:
+    """``exc`` (same type and errno) with a message that names the address."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    why = exc.strerror or str(exc)
+    hint = (
+        " (something else listens there; choose another port, or 0 for any free one)"
+        if (exc.errno == errno.EADDRINUSE)
+        else ""
+    )
+    message = f"cannot listen on {where}: {why}{hint}"
+    try:
+        new = type(exc)(exc.errno, message) if exc.errno is not None else type(exc)(message)
+    except Exception:  # an OSError subclass with another constructor
+        new = OSError(exc.errno, message)
+    return new
+
+
 class TCPTransport(Transport):
     """TCP, optionally wrapped in TLS (``trio.SSLStream``)."""
 
@@ -188,7 +206,10 @@ class TCPTransport(Transport):
     ) -> None:
         if host.startswith("[") and host.endswith("]"):  # an IPv6 node name: a@[::1]
             host = host[1:-1]
-        listeners = await trio.open_tcp_listeners(port, host=host)
+        try:
+            listeners = await trio.open_tcp_listeners(port, host=host)
+        except OSError as exc:
+            raise _listen_error(exc, host, port) from None
         bound = listeners[0].socket.getsockname()
         address = f"[{host}]:{bound[1]}" if ":" in host else f"{host}:{bound[1]}"
         tls = self.tls

@@ -31,6 +31,7 @@ PUBLIC = {
     "fixup_module_metadata",
     "install_router",
     "is_clean_exit",
+    "raise_single",
     "remove_exit_hook",
     "send_reply",
     "unalias",
