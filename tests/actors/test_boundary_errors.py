@@ -73,7 +73,7 @@ def test_run_rejects_a_bad_option_value_as_itself() -> None:
     async def main() -> None:
         pass
 
-    with pytest.raises(ValueError, match="watchdog_threshold must be > 0"):
+    with pytest.raises(ValueError, match="watchdog_threshold"):
         run(main, watchdog_threshold=-1.0)
 
 
