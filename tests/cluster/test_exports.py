@@ -32,6 +32,7 @@ PUBLIC = {
     "Transport",
     "connect",
     "decode",
+    "default_node_name",
     "disconnect",
     "distribution",
     "encode",
