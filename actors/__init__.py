@@ -1,7 +1,7 @@
 """beamlet.actors: the local runtime.
 
 Processes with mailboxes and selective receive, registered names, links,
-monitors, exit signals, timers, GenServer and tasks, on Trio.
+monitors, exit signals, timers, GenServer, tasks and Registry, on Trio.
 """
 
 from ._api import (
@@ -27,6 +27,7 @@ from ._api import (
     whereis as whereis,
 )
 from ._errors import (
+    AlreadyRegisteredError as AlreadyRegisteredError,
     BusyError as BusyError,
     CallExitError as CallExitError,
     CallTimeoutError as CallTimeoutError,
@@ -37,6 +38,7 @@ from ._errors import (
     NotInProcessError as NotInProcessError,
     ReceiveTimeoutError as ReceiveTimeoutError,
     StartError as StartError,
+    UnknownRegistryError as UnknownRegistryError,
 )
 from ._gen_server import (
     From as From,
@@ -56,6 +58,12 @@ from ._node import (
     Node as Node,
     open_node as open_node,
     run as run,
+)
+from ._registry import (
+    Registered as Registered,
+    Registry as Registry,
+    Unregistered as Unregistered,
+    Via as Via,
 )
 from ._router import LocalRouter as LocalRouter, Router as Router
 from ._tasks import (

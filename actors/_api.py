@@ -9,6 +9,7 @@ from ._context import _process, current_node, current_process
 from ._errors import NotInProcessError
 from ._ids import Pid, Ref
 from ._messages import ProcessInfo
+from ._registry import Via, via_process
 from ._util import check_number, check_timeout
 
 __all__ = [
@@ -38,7 +39,7 @@ __all__ = [
 def spawn(
     fn: Callable[..., Awaitable[Any]],
     *args: Any,
-    name: str | None = None,
+    name: str | Via | None = None,
     link: bool = False,
     trap_exits: bool = False,
 ) -> Pid:
@@ -51,7 +52,8 @@ def spawn(
     Args:
         fn: an async function.
         *args: its arguments.
-        name: register the new process under this name, atomically.
+        name: register the new process under this name, atomically; or a
+            ``Registry.via`` name, which it holds in that registry.
         link: link it to the calling process, atomically.
         trap_exits: start it trapping exits.
 
@@ -60,7 +62,8 @@ def spawn(
 
     Raises:
         TypeError: ``fn`` is not an async function, or ``name`` not a str.
-        NameTakenError: ``name`` is already registered.
+        NameTakenError: ``name`` is already registered (for a via name,
+            ``AlreadyRegisteredError``, which names the holder).
         NotInProcessError: there is no current node (or, with ``link``, no current process).
     """
     proc = _process.get()
@@ -81,7 +84,7 @@ def spawn_link(fn: Callable[..., Awaitable[Any]], *args: Any, **opts: Any) -> Pi
 def spawn_monitor(
     fn: Callable[..., Awaitable[Any]],
     *args: Any,
-    name: str | None = None,
+    name: str | Via | None = None,
     link: bool = False,
     trap_exits: bool = False,
 ) -> tuple[Pid, Ref]:
@@ -109,11 +112,12 @@ def self_pid() -> Pid:
     return current_process().pid
 
 
-def send(dest: Pid | str | tuple[str, str], msg: Any) -> None:
+def send(dest: Pid | str | tuple[str, str] | Via, msg: Any) -> None:
     """Send ``msg`` to ``dest``. Never blocks.
 
     Args:
-        dest: a ``Pid``, a locally registered name, or ``(name, node_name)``.
+        dest: a ``Pid``, a locally registered name, ``(name, node_name)``, or
+            a ``Registry.via`` name (looked up at the moment of the send).
         msg: any value. Locally it is passed by reference: do not mutate it.
 
     Sending to a dead pid, or to a ``(name, node)`` that does not exist, drops
@@ -121,7 +125,9 @@ def send(dest: Pid | str | tuple[str, str], msg: Any) -> None:
     the order they were sent.
 
     Raises:
-        NoSuchNameError: ``dest`` is a local name that is not registered.
+        NoSuchNameError: ``dest`` is a local name that is not registered, or a
+            via name nobody holds (``UnknownRegistryError`` if its registry is
+            not running).
         TypeError: ``dest`` is not a valid destination.
     """
     proc = _process.get()
@@ -187,9 +193,17 @@ def unregister(name: str) -> None:
     current_node().unregister(name)
 
 
-def whereis(name: str) -> Pid | None:
-    """The pid registered under ``name`` on this node, or None."""
-    return current_node().whereis(name)
+def whereis(name: str | Via) -> Pid | None:
+    """The pid registered under ``name`` on this node (or holding a via name), or None.
+
+    Raises:
+        UnknownRegistryError: ``name`` is a via name whose registry is not running.
+    """
+    node = current_node()
+    if type(name) is Via:
+        proc = via_process(node, name)
+        return proc.pid if proc is not None else None
+    return node.whereis(name)  # type: ignore[arg-type]
 
 
 def registered() -> list[str]:
@@ -219,11 +233,12 @@ def unlink(pid: Pid) -> None:
     proc.node.unlink(proc, pid)
 
 
-def monitor(dest: Pid | str | tuple[str, str]) -> Ref:
+def monitor(dest: Pid | str | tuple[str, str] | Via) -> Ref:
     """Monitor ``dest``; a ``Down(ref, object, reason)`` message arrives when it exits.
 
-    ``object`` is the pid when a pid was monitored and ``(name, node)`` when a
-    name was. A target that does not exist gives ``Down(ref, object, "noproc")``
+    ``object`` is the pid when a pid was monitored, ``(name, node)`` when a
+    name was, and the ``Via`` when a via name was (looked up now: the
+    monitor follows the process that holds it now). A target that does not exist gives ``Down(ref, object, "noproc")``
     at once.
     """
     proc = current_process()
@@ -269,11 +284,11 @@ def trap_exits(flag: bool = True) -> bool:
     return previous
 
 
-def send_after(seconds: float, dest: Pid | str | tuple[str, str], msg: Any) -> Ref:
+def send_after(seconds: float, dest: Pid | str | tuple[str, str] | Via, msg: Any) -> Ref:
     """Send ``msg`` to ``dest`` after ``seconds``; return a ref for ``cancel_timer``.
 
-    A name is resolved when the timer fires (an unregistered name then drops
-    the message). A timer to a pid is void once that process has exited.
+    A name (or via name) is resolved when the timer fires (an unregistered
+    name then drops the message). A timer to a pid is void once that process has exited.
 
     Raises:
         TypeError / ValueError: ``seconds`` is not a number >= 0, or ``dest``
@@ -283,6 +298,7 @@ def send_after(seconds: float, dest: Pid | str | tuple[str, str], msg: Any) -> R
     if not (
         type(dest) is Pid
         or type(dest) is str
+        or type(dest) is Via
         or (
             type(dest) is tuple
             and len(dest) == 2

@@ -7,6 +7,7 @@ from typing import Any
 import trio
 
 __all__ = [
+    "AlreadyRegisteredError",
     "BusyError",
     "CallExitError",
     "CallTimeoutError",
@@ -17,6 +18,7 @@ __all__ = [
     "NotInProcessError",
     "ReceiveTimeoutError",
     "StartError",
+    "UnknownRegistryError",
 ]
 
 
@@ -88,3 +90,36 @@ class StartError(Exception):
     def __init__(self, reason: Any) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class AlreadyRegisteredError(NameTakenError):
+    """A key of a unique ``Registry`` is already held by a process.
+
+    Attributes:
+        registry: the registry's name.
+        key: the key.
+        pid: the process holding it (which may be the caller).
+        reason: ``("already_registered", pid)``, as Elixir's ``register`` says it.
+    """
+
+    def __init__(self, registry: str, key: Any, pid: Any) -> None:
+        super().__init__(f"key {key!r} of registry {registry!r} is already registered by {pid!r}")
+        self.registry = registry
+        self.key = key
+        self.pid = pid
+        self.reason = ("already_registered", pid)
+
+
+class UnknownRegistryError(NoSuchNameError):
+    """No ``Registry`` of this name runs on this node (never started, or exited).
+
+    Attributes:
+        registry: the name asked for.
+    """
+
+    def __init__(self, registry: str, node: str) -> None:
+        super().__init__(
+            f"no registry named {registry!r} is running on node {node}"
+            " (it was never started, or its process has exited)"
+        )
+        self.registry = registry

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 import trio
 
 from ._context import _process, current_node, current_process
 from ._errors import (
+    AlreadyRegisteredError,
     CallExitError,
     CallTimeoutError,
     Exit,
@@ -27,6 +28,9 @@ from ._ids import Pid, Ref
 from ._messages import Down, ExitSignal
 from ._process import Process, Reply
 from ._util import check_timeout, is_clean_exit
+
+if TYPE_CHECKING:
+    from ._registry import Via
 
 __all__ = [
     "Call",
@@ -308,13 +312,14 @@ class GenServer:
 
     @classmethod
     async def start(
-        cls, *args: Any, name: str | None = None, timeout: float | None = None
+        cls, *args: Any, name: str | Via | None = None, timeout: float | None = None
     ) -> Pid | None:
         """Start a server (not linked) and wait for its ``init``.
 
         Args:
             *args: arguments for ``init``.
-            name: register the server under this name before ``init`` runs.
+            name: register the server under this name (or ``Registry.via``
+                name) before ``init`` runs.
             timeout: seconds to wait for ``init``; then the server is killed.
 
         Returns:
@@ -331,7 +336,7 @@ class GenServer:
 
     @classmethod
     async def start_link(
-        cls, *args: Any, name: str | None = None, timeout: float | None = None
+        cls, *args: Any, name: str | Via | None = None, timeout: float | None = None
     ) -> Pid | None:
         """Like ``start``, and link the server to the calling process.
 
@@ -353,7 +358,7 @@ class GenServer:
         cls,
         *args: Any,
         id: Any = None,
-        name: str | None = None,
+        name: str | Via | None = None,
         restart: str = "permanent",
         shutdown: float | str | None = None,
     ) -> dict[str, Any]:
@@ -362,7 +367,8 @@ class GenServer:
         Args:
             *args: arguments for ``init``.
             id: the child id (default: the class).
-            name: a name to register the server under.
+            name: a name (or ``Registry.via`` name) to register the server under;
+                a restarted server registers it again.
             restart: ``"permanent"``, ``"transient"`` or ``"temporary"``.
             shutdown: seconds, ``"brutal_kill"`` or ``"infinity"`` (default: ``cls.shutdown``).
         """
@@ -382,7 +388,7 @@ class GenServer:
 
     @classmethod
     async def _start(
-        cls, args: tuple[Any, ...], name: str | None, timeout: float | None, link: bool
+        cls, args: tuple[Any, ...], name: str | Via | None, timeout: float | None, link: bool
     ) -> Pid | None:
         check_timeout(timeout)
         caller = _process.get()
@@ -400,8 +406,9 @@ class GenServer:
                 name=name,
                 link_to=caller if link else None,
             )
-        except NameTakenError:
-            raise StartError(("already_started", node.whereis(name))) from None  # type: ignore[arg-type]
+        except NameTakenError as exc:
+            holder = exc.pid if isinstance(exc, AlreadyRegisteredError) else node.whereis(name)  # type: ignore[arg-type]
+            raise StartError(("already_started", holder)) from None
         try:
             if timeout is None:
                 await starting.done.wait()
@@ -551,12 +558,12 @@ def _exit(server: GenServer, reason: Any) -> None:
 
 
 async def call(
-    server: Pid | str | tuple[str, str], request: Any, timeout: float | None = 5.0
+    server: Pid | str | tuple[str, str] | Via, request: Any, timeout: float | None = 5.0
 ) -> Any:
     """Send ``request`` to a GenServer and wait for its reply.
 
     Args:
-        server: a pid, a local name, or ``(name, node)``.
+        server: a pid, a local name, ``(name, node)``, or a ``Registry.via`` name.
         request: any value.
         timeout: seconds to wait (``None``: forever).
 
@@ -624,7 +631,7 @@ async def call(
     raise CallExitError(reason)
 
 
-def cast(server: Pid | str | tuple[str, str], request: Any) -> None:
+def cast(server: Pid | str | tuple[str, str] | Via, request: Any) -> None:
     """Send ``request`` to a GenServer's ``handle_cast``. Never blocks, never fails.
 
     A cast to a name that is not registered, or to a node that is down, is dropped.
@@ -648,7 +655,9 @@ def reply(caller: From, value: Any) -> None:
 
 
 async def stop(
-    server: Pid | str | tuple[str, str], reason: Any = "normal", timeout: float | None = None
+    server: Pid | str | tuple[str, str] | Via,
+    reason: Any = "normal",
+    timeout: float | None = None,
 ) -> None:
     """Stop a GenServer synchronously: it runs ``terminate(reason)`` and exits.
 

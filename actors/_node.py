@@ -32,6 +32,7 @@ from ._errors import (
 from ._ids import Counter, Pid, Ref, new_creation
 from ._messages import Down, ProcessInfo
 from ._process import Process
+from ._registry import Via, via_process, via_registry
 from ._router import LocalRouter, Router
 from ._timers import Timers
 from ._util import check_number, raise_single
@@ -217,7 +218,7 @@ class Node:
         self,
         fn: Callable[..., Awaitable[Any]],
         *args: Any,
-        name: str | None = None,
+        name: str | Via | None = None,
         link: bool = False,
         trap_exits: bool = False,
     ) -> Pid:
@@ -226,13 +227,15 @@ class Node:
         Args:
             fn: an async function.
             *args: its arguments.
-            name: register the process under this name, atomically.
+            name: register the process under this name (or ``Registry.via``
+                name), atomically.
             link: link it to the calling process (which must be on this node).
             trap_exits: start it trapping exits.
 
         Raises:
             TypeError: ``fn`` is not an async function, or ``name`` is not a str.
-            NameTakenError: ``name`` is already registered.
+            NameTakenError: ``name`` is already registered (for a via name,
+                ``AlreadyRegisteredError``).
             NotInProcessError: ``link`` outside a process of this node.
         """
         parent = None
@@ -247,7 +250,7 @@ class Node:
         fn: Callable[..., Awaitable[Any]],
         args: tuple[Any, ...],
         *,
-        name: str | None = None,
+        name: str | Via | None = None,
         link_to: Process | None = None,
         trap_exits: bool = False,
         hook: ExitHookFn | None = None,
@@ -256,20 +259,26 @@ class Node:
         if self.closed:
             raise RuntimeError(f"node {self.name} is closed")
         check_async(fn)
+        via = None
         if name is not None:
-            check_name(name)
-            if name in self._names:
-                raise NameTakenError(f"the name {name!r} is already registered")
+            if type(name) is Via:
+                via = (via_registry(self, name), name)  # raises if the key cannot be taken
+            else:
+                check_name(name)
+                if name in self._names:
+                    raise NameTakenError(f"the name {name!r} is already registered")
         pid = Pid(self.name, self._next_id(), self.creation)
         proc = Process(self, pid, fn, args)
         self._procs[pid.id] = proc
-        if name is not None:
+        if type(name) is str:
             proc.name = name
             self._names[name] = proc
         if trap_exits:
             proc.trap = True
         if hook is not None:
             proc.hooks = {hook: None}
+        if via is not None:
+            via[0].register(proc, via[1].key, via[1].value)
         if link_to is not None:
             proc.links = {link_to.pid}
             if link_to.links is None:
@@ -427,18 +436,26 @@ class Node:
                     proc.deliver(msg)
             else:
                 self.router.send_named(sender, name, node, msg)
+        elif type(dest) is Via:
+            proc = via_process(self, dest)
+            if proc is None:
+                raise NoSuchNameError(f"no process is registered as {dest!r}")
+            proc.deliver(msg)
         else:
             raise TypeError(
                 f"a destination is a Pid, a registered name or a (name, node) tuple, not {dest!r}"
             )
 
     def send_quietly(self, sender: Pid | None, dest: Any, msg: Any) -> None:
-        """``send`` that never fails on the destination: an unregistered name or a
-        busy connection drops the message (timers and ``cast`` use it)."""
+        """``send`` that never fails on the destination: an unregistered name (or
+        via name) or a busy connection drops the message (timers and ``cast`` use it)."""
         try:
             self.send(sender, dest, msg)
         except (NoSuchNameError, BusyError):
             pass
+        except ValueError:
+            if type(dest) is not Via:  # a via name in a registry with duplicate keys
+                raise
 
     def resolve(self, dest: Any) -> Pid | tuple[str, str] | None:
         """Turn a destination into a pid (local names) or a remote ``(name, node)``."""
@@ -454,6 +471,9 @@ class Node:
                     proc = self._names.get(name)
                     return proc.pid if proc is not None else None
                 return (name, node)
+        elif type(dest) is Via:
+            proc = via_process(self, dest)
+            return proc.pid if proc is not None else None
         raise TypeError(
             f"a destination is a Pid, a registered name or a (name, node) tuple, not {dest!r}"
         )
@@ -568,7 +588,9 @@ class Node:
             ref = self.make_ref()
         target = self.resolve(dest)
         obj: Any = (
-            dest if type(dest) is Pid else (dest if type(dest) is tuple else (dest, self.name))
+            dest
+            if type(dest) is Pid or type(dest) is tuple or type(dest) is Via
+            else (dest, self.name)
         )
         if target is not None and (not isinstance(target, Pid) or self.is_remote(target.node)):
             # a name on another node, or a remote pid

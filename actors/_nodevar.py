@@ -13,14 +13,16 @@ without messaging the owner.
 from __future__ import annotations
 
 from collections.abc import Hashable
-from typing import Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from ._context import current_node, current_process
 from ._errors import NoProcError
 from ._hooks import ExitHook, add_exit_hook, remove_exit_hook
 from ._ids import Pid
-from ._node import Node
 from ._process import Process
+
+if TYPE_CHECKING:  # _node imports _registry, which keeps its tables in a NodeVar
+    from ._node import Node
 
 __all__ = ["NodeVar"]
 
