@@ -328,6 +328,8 @@ class GenServer:
         Raises:
             StartError: ``init`` raised or returned ``Stop``, timed out, or the
                 name is taken (``reason == ("already_started", pid)``).
+            UnknownRegistryError / ValueError: ``name`` is a via name whose
+                registry is not running, or has duplicate keys.
 
         Cancellation:
             If cancelled while waiting, the new server is killed.

@@ -55,6 +55,12 @@ DESIGN_NAMES = [
     "Task",
     "Pid",
     "Ref",
+    "Registry",
+    "Via",
+    "Registered",
+    "Unregistered",
+    "AlreadyRegisteredError",
+    "UnknownRegistryError",
 ]
 
 # Methods the design names on public classes.
@@ -72,6 +78,27 @@ DESIGN_METHODS = {
         "child_spec",
     ],
     "Task": ["join", "poll", "shutdown"],
+    "Registry": [
+        "start_link",
+        "child_spec",
+        "via",
+        "register",
+        "unregister",
+        "unregister_match",
+        "update_value",
+        "lookup",
+        "dispatch",
+        "keys",
+        "values",
+        "match",
+        "count",
+        "count_match",
+        "select",
+        "count_select",
+        "meta",
+        "put_meta",
+        "delete_meta",
+    ],
 }
 
 
@@ -118,6 +145,8 @@ def test_public_classes_and_functions_say_they_come_from_the_package() -> None:
     assert wrong == {}
     assert repr(actors.Down) == "<class 'beamlet.actors.Down'>"
     assert actors.GenServer.start.__module__ == "beamlet.actors"
+    assert actors.Registry.lookup.__module__ == "beamlet.actors"
+    assert actors.Registry.lookup.__qualname__ == "Registry.lookup"
 
 
 def test_type_hints_still_resolve() -> None:
@@ -139,6 +168,8 @@ def test_exception_hierarchy() -> None:
     assert issubclass(actors.NoProcError, LookupError)
     assert issubclass(actors.NameTakenError, ValueError)
     assert issubclass(actors.NotInProcessError, RuntimeError)
+    assert issubclass(actors.AlreadyRegisteredError, actors.NameTakenError)
+    assert issubclass(actors.UnknownRegistryError, actors.NoSuchNameError)
     # Exit must get past `except Exception` in user code.
     assert issubclass(actors.Exit, BaseException)
     assert not issubclass(actors.Exit, Exception)
@@ -153,7 +184,17 @@ def test_messages_and_ids_are_frozen_values() -> None:
     assert hash(pid) == hash(actors.Pid("n@h", 1, 2))
     assert actors.Down(ref, pid, "normal") == actors.Down(ref, pid, "normal")
     assert actors.ExitSignal(pid, "x") == actors.ExitSignal(pid, "x")
-    for value in [pid, ref, actors.Down(ref, pid, "r"), actors.ExitSignal(pid, "r")]:
+    assert actors.Registered("r", "k", pid, 1) == actors.Registered("r", "k", pid, 1)
+    assert actors.Unregistered("r", "k", pid) == actors.Unregistered("r", "k", pid)
+    for value in [
+        pid,
+        ref,
+        actors.Down(ref, pid, "r"),
+        actors.ExitSignal(pid, "r"),
+        actors.Registered("r", "k", pid, 1),
+        actors.Unregistered("r", "k", pid),
+        actors.Via("r", "k"),
+    ]:
         attribute = next(iter(vars(type(value)).get("__annotations__", {})))
         try:
             setattr(value, attribute, None)
