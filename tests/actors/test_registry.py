@@ -41,6 +41,7 @@ from beamlet.actors import (
 )
 from beamlet.actors._context import current_process
 from beamlet.actors._process import Process
+from beamlet.actors.lowlevel import add_exit_hook
 
 
 async def idle() -> None:
@@ -846,21 +847,24 @@ async def test_a_process_that_is_exiting_leaves_no_entry(node: Node) -> None:
     await node.run(body)
 
 
-async def test_a_process_that_has_exited_cannot_register(node: Node) -> None:
-    """From its exit hooks (run after the process left the node), register is refused."""
+@pytest.mark.parametrize("first", [True, False])
+async def test_a_process_that_has_exited_cannot_register(node: Node, first: bool) -> None:
+    """From its exit hooks (run after the process left the node), register is refused,
+    whether the hook runs before or after the registry's own."""
     errors: list[BaseException] = []
 
-    def hook(proc: Process, reason: Any, result: Any) -> None:
+    def hook(pid: Pid, reason: Any) -> None:
         try:
             Registry.register("reg", "from-the-grave", 1)
         except NoProcError as exc:
             errors.append(exc)
 
     async def dies() -> None:
+        if first:
+            add_exit_hook(self_pid(), hook)
         Registry.register("reg", "alive", 1)
-        proc = current_process()
-        assert proc.hooks is not None
-        proc.hooks.insert(0, hook)  # runs first, before the registry's own hook
+        if not first:
+            add_exit_hook(self_pid(), hook)
 
     async def body() -> None:
         await Registry.start_link("reg")
@@ -896,22 +900,19 @@ async def test_the_exit_hook_goes_when_the_last_entry_does(node: Node) -> None:
 
 
 async def test_an_exit_hook_that_unregisters_does_not_disturb_the_others(node: Node) -> None:
-    """The registry's hook list is replaced, never changed under the node's loop over it."""
     ran: list[str] = []
 
-    def unregisters(proc: Process, reason: Any, result: Any) -> None:
+    def unregisters(pid: Pid, reason: Any) -> None:
         Registry.unregister("reg", "k")
         ran.append("unregisters")
 
-    def last(proc: Process, reason: Any, result: Any) -> None:
+    def last(pid: Pid, reason: Any) -> None:
         ran.append("last")
 
     async def dies() -> None:
+        add_exit_hook(self_pid(), unregisters)
         Registry.register("reg", "k", 1)
-        proc = current_process()
-        assert proc.hooks is not None
-        proc.hooks.insert(0, unregisters)
-        proc.hooks.append(last)
+        add_exit_hook(self_pid(), last)
 
     async def body() -> None:
         await Registry.start_link("reg")

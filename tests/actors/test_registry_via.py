@@ -16,7 +16,6 @@ from beamlet.actors import (
     NameTakenError,
     Node,
     NoSuchNameError,
-    Pid,
     Registered,
     Registry,
     StartError,
@@ -40,7 +39,6 @@ from beamlet.actors import (
     trap_exits,
     whereis,
 )
-from beamlet.supervisors import Supervisor
 
 
 async def echo() -> None:
@@ -326,54 +324,5 @@ async def test_a_bad_destination_is_still_a_type_error(node: Node) -> None:
             send(3, "x")  # type: ignore[arg-type]
         with pytest.raises(TypeError, match="a destination is"):
             await call(["x"], "x")  # type: ignore[arg-type]
-
-    await node.run(body)
-
-
-# -- under a supervisor --------------------------------------------------------------------------
-
-
-async def test_a_restarted_child_registers_its_via_name_again(node: Node) -> None:
-    async def body() -> None:
-        name = Registry.via("servers", "counter")
-        await Supervisor.start_link(
-            [Registry.child_spec("servers"), Counter.child_spec(10, name=name)],
-            strategy="one_for_one",
-        )
-        first = await call(name, "pid")
-        cast(name, 1)
-        assert await call(name, "get") == 11
-        send_exit(first, "kill")
-        await trio.testing.wait_all_tasks_blocked()
-        second = await call(name, "pid")
-        assert second != first
-        assert Registry.lookup("servers", "counter") == [(second, None)]
-        assert await call(name, "get") == 10  # a fresh start
-
-    await node.run(body)
-
-
-async def test_a_restarted_registry_brings_its_named_children_back(node: Node) -> None:
-    """The registry's exit signal takes its registered children down with it; the
-    supervisor restarts the registry, then the children, which register again."""
-
-    async def body() -> None:
-        name = Registry.via("servers", "counter")
-        await Supervisor.start_link(
-            [Registry.child_spec("servers"), Counter.child_spec(10, name=name)],
-            strategy="one_for_one",
-        )
-        worker = await call(name, "pid")
-        owner = whereis("servers")
-        assert owner is not None
-        worker_ref = monitor(worker)
-        send_exit(owner, "kill")
-        assert (await wait_down(worker_ref)).reason == "killed"
-        await trio.testing.wait_all_tasks_blocked()
-        new_owner = whereis("servers")
-        assert new_owner is not None and new_owner != owner
-        new_worker = await call(name, "pid")
-        assert isinstance(new_worker, Pid) and new_worker != worker
-        assert Registry.lookup("servers", "counter") == [(new_worker, None)]
 
     await node.run(body)
