@@ -98,3 +98,38 @@ def test_lowlevel_guide_shows_its_examples_as_they_are() -> None:
             shown.add(marker.group(1))
     assert LOWLEVEL_EXAMPLES
     assert shown == {p.name for p in LOWLEVEL_EXAMPLES}
+
+
+REGISTRY_GUIDE = REPO / "docs" / "registry.md"
+REGISTRY_EXAMPLES = sorted(EXAMPLES.glob("registry_*.py"))
+
+
+@pytest.mark.parametrize("path", REGISTRY_EXAMPLES, ids=[p.name for p in REGISTRY_EXAMPLES])
+def test_registry_example_runs(path: Path, tmp_path: Path) -> None:
+    run_python([str(path)], cwd=tmp_path)
+
+
+def test_registry_guide_shows_its_examples_as_they_are() -> None:
+    shown = set()
+    for block in python_blocks(REGISTRY_GUIDE):
+        marker = MARKER.match(block)
+        if marker:
+            assert block[marker.end() :] == (EXAMPLES / marker.group(1)).read_text()
+            shown.add(marker.group(1))
+    assert len(REGISTRY_EXAMPLES) >= 3
+    assert shown == {p.name for p in REGISTRY_EXAMPLES}
+
+
+def test_registry_docstring_example_runs(tmp_path: Path) -> None:
+    from beamlet.actors import Registry
+
+    doc = inspect.getdoc(Registry)
+    assert doc is not None
+    lines = []
+    for line in doc.split("Example::\n", 1)[1].splitlines():
+        if line and not line.startswith(" "):
+            break  # the end of the indented block
+        lines.append(line)
+    code = textwrap.dedent("\n".join(lines))
+    assert "Registry.dispatch" in code
+    run_python(["-c", code], cwd=tmp_path)
