@@ -172,7 +172,7 @@ async def test_a_truncated_handshake_then_close_is_logged(
     await stream.aclose()
     message = await _new_warning(caplog, before, "refused an incoming connection")
     assert "middle of a frame" in message
-    assert _dist(node)._hellos == {}
+    assert _dist(node).membership.hellos == {}
 
 
 async def test_a_hello_with_the_wrong_cookie_is_refused(
@@ -241,7 +241,7 @@ async def test_saying_nothing_times_the_handshake_out(
     await stream.aclose()
     assert 0.4 <= elapsed < 3.0  # handshake_timeout is 0.5 s
     assert "timed out" in await _new_warning(caplog, before, "handshake timed out")
-    assert _dist(node).peers == {} and _dist(node)._hellos == {}
+    assert _dist(node).peers == {} and _dist(node).membership.hellos == {}
 
 
 async def _pong_server() -> None:
@@ -286,9 +286,10 @@ async def test_a_flood_of_bad_connections_leaves_no_state_and_a_real_node_still_
         async with trio.open_nursery() as nursery:
             for i in range(50):
                 nursery.start_soon(one_bad, i)
-    await _wait_until(lambda: _task_count() <= baseline and not dist._hellos)
-    assert dist.peers == {} and dist._handshakes == {} and dist._connecting == {}
-    assert dist._hellos == {} and dist._dialing == set()
+    await _wait_until(lambda: _task_count() <= baseline and not dist.membership.hellos)
+    membership = dist.membership
+    assert dist.peers == {} and membership.handshakes == {} and membership.waiting == {}
+    assert membership.hellos == {} and membership.dialing == set()
 
     # a legitimate node connects and talks, after all that
     async with open_node("n2@127.0.0.1", cookie=COOKIE) as n2:

@@ -326,7 +326,7 @@ async def test_tcp_many_small_messages_in_one_read() -> None:
 async def test_tcp_short_or_failed_direct_writes_lose_nothing(
     monkeypatch: pytest.MonkeyPatch, failure: str
 ) -> None:
-    import beamlet.cluster._distribution as distribution
+    import beamlet.cluster._peer as peer_module
 
     real_write = os.write
     calls = []
@@ -342,7 +342,7 @@ async def test_tcp_short_or_failed_direct_writes_lose_nothing(
         return real_write(fd, data)
 
     async def body(n2: Any, echo: Any) -> None:
-        monkeypatch.setattr(distribution.os, "write", write)
+        monkeypatch.setattr(peer_module.os, "write", write)
         await n2.run(_burst_then_ping_pong, echo, [5, 100_000, 1, 7] * 4)
         monkeypatch.undo()
         assert calls  # the direct path was taken

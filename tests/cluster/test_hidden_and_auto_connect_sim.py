@@ -324,7 +324,7 @@ async def test_auto_connect_never_still_queues_on_a_connection_under_way(
         pid = sim.spawn("b", echo)
         sim.delay(1.0)  # every byte takes a second: the handshake takes a few
         await sim.add("a", seeds=["b"], auto_connect="never")
-        await sim.wait_until(lambda: B in sim.distribution("a")._handshakes, timeout=10)
+        await sim.wait_until(lambda: B in sim.distribution("a").membership.handshakes, timeout=10)
         assert sim.nodes("a") == []
 
         async def ping() -> Any:

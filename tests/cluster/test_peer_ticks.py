@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import trio
 import trio.testing
-from beamlet.cluster._distribution import Peer
+from beamlet.cluster._peer import Peer
 
 
 def make_peer(ticktime: float) -> Peer:
