@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -315,6 +316,16 @@ class Peer:
             if self._unrecorded:  # the reader got data and yields before it records it
                 ticks.on_received(now)
             action = ticks.handle_timer(now)
+            if action == "check":
+                # Silent for a whole ticktime by the clock. But this node may
+                # have been paused (SIGSTOP, a long GC, a blocked loop) while
+                # the peer kept talking: its timers then expire together with
+                # the reader's wake-up. Read what is waiting before judging.
+                await trio.lowlevel.cancel_shielded_checkpoint()  # the reader goes first
+                now = trio.current_time()
+                if self._unrecorded or self._bytes_waiting():
+                    ticks.on_received(now)
+                action = ticks.handle_timer(now)
             if action == "timeout":
                 logger.warning(
                     "node %s was silent for %s s: declaring it down", self.name, ticks.ticktime
@@ -323,6 +334,17 @@ class Peer:
                 return
             if action == "tick" and not self._out:
                 self.emit(wire.tick(), control=True)
+
+    def _bytes_waiting(self) -> bool:
+        """Whether bytes from the peer wait, unread, on the socket (TCP and TLS only)."""
+        stream = self.stream
+        if isinstance(stream, trio.SSLStream):
+            stream = stream.transport_stream
+        if not isinstance(stream, trio.SocketStream) or not hasattr(select, "poll"):
+            return False
+        poller = select.poll()
+        poller.register(stream.socket.fileno(), select.POLLIN)
+        return any(events & select.POLLIN for _fd, events in poller.poll(0))
 
     async def wait_drained(self) -> None:
         """Wait until everything queued so far has been written."""

@@ -15,8 +15,17 @@ A driver loop::
     action = ticks.handle_timer(trio.current_time())
     if action == "tick":
         await stream.send_all(connection.send(Tick()))
+    elif action == "check":
+        ...  # read what is waiting (on_received if any), then handle_timer again
     elif action == "timeout":
         ...  # the peer is down: "net_tick_timeout"
+
+Silence is judged in two steps, ``"check"`` then ``"timeout"``: a node that was
+paused (SIGSTOP, a long garbage collection, a loop blocked by a long call)
+wakes up with its timers expired and the peer's ticks still waiting, unread,
+on the socket. Declaring the peer down then would be wrong; so the first
+verdict asks the driver to read what is waiting, and only a second verdict
+with nothing received in between gives the peer up.
 """
 
 from __future__ import annotations
@@ -61,6 +70,8 @@ class TickState:
     last_sent: float = attrs.field(validator=_time)
     last_received: float = attrs.field(validator=_time)
     intensity: int = attrs.field(default=4, validator=_intensity)
+    #: ``"check"`` was returned and nothing was received since.
+    checked: bool = attrs.field(default=False, kw_only=True)
 
     @classmethod
     def start(cls, ticktime: float, now: float, *, intensity: int = 4) -> TickState:
@@ -85,22 +96,29 @@ class TickState:
         """Record that bytes were received at ``now``."""
         if now > self.last_received:
             self.last_received = now
+            self.checked = False
 
     def next_deadline(self) -> float:
         """Return when ``handle_timer`` should next be called."""
         return min(self.last_sent + self.interval, self.last_received + self.ticktime)
 
-    def handle_timer(self, now: float) -> Literal["tick", "timeout"] | None:
+    def handle_timer(self, now: float) -> Literal["tick", "check", "timeout"] | None:
         """Say what is due at ``now``.
 
         Returns:
-            ``"timeout"`` if nothing was received for ``ticktime`` seconds (and
-            from then on); else ``"tick"`` if nothing was sent for ``interval``
-            seconds, in which case the caller must send a ``Tick`` now (it is
-            recorded as sent); else ``None``.
+            If nothing was received for ``ticktime`` seconds: ``"check"`` the
+            first time (the caller reads what is waiting, records it with
+            ``on_received``, and calls again), then ``"timeout"`` (and from
+            then on) unless something was received in between. Else
+            ``"tick"`` if nothing was sent for ``interval`` seconds, in which
+            case the caller must send a ``Tick`` now (it is recorded as
+            sent); else ``None``.
         """
         if now >= self.last_received + self.ticktime:
-            return "timeout"
+            if self.checked:
+                return "timeout"
+            self.checked = True
+            return "check"
         if now >= self.last_sent + self.interval:
             self.last_sent = now
             return "tick"

@@ -1,6 +1,7 @@
 """A beamlet node in its own OS process, driven over stdin and reporting on stdout.
 
-Usage: ``python node_main.py NAME COOKIE [SEED ...]``.
+Usage: ``python node_main.py NAME COOKIE [SEED ...]``; the environment
+variable ``BEAMLET_TEST_TICKTIME`` sets the ticktime (15 s by default).
 
 The node prints one JSON object per line: first ``{"event": "ready", "name":
 ..., "address": ...}``, then what it sees (``nodeup``, ``nodedown``,
@@ -135,4 +136,13 @@ if __name__ == "__main__":
         level=logging.INFO, format="%(relativeCreated)d %(name)s %(levelname)s %(message)s"
     )
     name, cookie, *seeds = sys.argv[1:]
-    run(main, name=name, cookie=cookie, port=0, seeds=seeds, watchdog_threshold=None)
+    ticktime = float(os.environ.get("BEAMLET_TEST_TICKTIME", "15"))
+    run(
+        main,
+        name=name,
+        cookie=cookie,
+        port=0,
+        seeds=seeds,
+        ticktime=ticktime,
+        watchdog_threshold=None,
+    )

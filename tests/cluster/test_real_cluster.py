@@ -83,7 +83,7 @@ async def node_processes(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     started: list[NodeProcess] = []
     async with trio.open_nursery() as nursery:
 
-        async def start(name: str, *seeds: str) -> NodeProcess:
+        async def start(name: str, *seeds: str, env: dict[str, str] | None = None) -> NodeProcess:
             stderr = tmp_path / f"{name.partition('@')[0]}.stderr"
             with stderr.open("wb") as err:
                 process = await trio.lowlevel.open_process(
@@ -91,7 +91,7 @@ async def node_processes(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     stderr=err,
-                    env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                    env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
                 )
             node = NodeProcess(name, process, stderr)
             started.append(node)
@@ -173,6 +173,32 @@ async def test_three_os_processes_mesh_talk_and_survive_a_sigkill(tmp_path: Path
         for node in (n1, n2):
             with trio.fail_after(10):
                 assert await node.process.wait() == 0
+
+
+@pytest.mark.timeout(90)
+async def test_sigstop_shorter_than_the_ticktime_takes_no_node_down(tmp_path: Path) -> None:
+    """n1 (ticktime 4) is stopped for 3.9 s, four times; n2 (ticktime 8) ticks to
+    it meanwhile (every 2 s), and heard from it less than 8 s ago. When n1
+    resumes, its last read from n2 is often more than 4 s old, and its ticker
+    and its reader wake up together: neither node may declare the other down."""
+    async with node_processes(tmp_path) as start:
+        n2 = await start("n2@127.0.0.1", env={"BEAMLET_TEST_TICKTIME": "8"})
+        n1 = await start("n1@127.0.0.1", n2.address, env={"BEAMLET_TEST_TICKTIME": "4"})
+        if n2.name not in n1.up_at_start:
+            await n1.expect(lambda e: e == {"event": "nodeup", "node": n2.name})
+        for node in (n1, n2):
+            await node.command(cmd="nodes")
+            assert len((await node.expect(lambda e: e["event"] == "nodes"))["nodes"]) == 1
+        for _ in range(4):
+            n1.process.send_signal(signal.SIGSTOP)
+            await trio.sleep(3.9)
+            n1.process.send_signal(signal.SIGCONT)
+            await trio.sleep(0.4)
+        await n1.command(cmd="send", name="sink", node=n2.name, msg="after the pauses")
+        await n2.expect(lambda e: e == {"event": "received", "msg": "after the pauses"})
+        for node in (n1, n2):
+            assert not [e for e in node.events if e["event"] == "nodedown"], node.events
+        assert "declaring it down" not in n1.stderr.read_text()
 
 
 # -- TLS -------------------------------------------------------------------------------------

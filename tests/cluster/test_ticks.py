@@ -17,7 +17,8 @@ def test_idle_connection_ticks_every_quarter_and_times_out_after_ticktime() -> N
     assert ticks.handle_timer(102.0) == "tick"
     assert ticks.handle_timer(103.0) == "tick"
     assert ticks.next_deadline() == 104.0  # min(103 + 1, 100 + 4)
-    assert ticks.handle_timer(104.0) == "timeout"
+    assert ticks.handle_timer(104.0) == "check"  # read what waits first
+    assert ticks.handle_timer(104.0) == "timeout"  # nothing did
     assert ticks.handle_timer(105.0) == "timeout"
 
 
@@ -30,7 +31,19 @@ def test_traffic_postpones_ticks_and_timeouts() -> None:
     assert ticks.handle_timer(4.0) == "tick"
     assert ticks.next_deadline() == 5.0
     assert ticks.handle_timer(7.4) == "tick"
+    assert ticks.handle_timer(7.5) == "check"
     assert ticks.handle_timer(7.5) == "timeout"
+
+
+def test_bytes_waiting_after_a_pause_keep_the_peer_up() -> None:
+    """A paused node's timers expire before it reads the ticks that came meanwhile."""
+    ticks = TickState.start(ticktime=8.0, now=0.0)
+    ticks.on_received(1.0)
+    assert ticks.handle_timer(9.5) == "check"  # woke from a 7 s pause
+    ticks.on_received(9.5)  # the peer's ticks were waiting on the socket
+    assert ticks.handle_timer(9.5) == "tick"
+    assert ticks.handle_timer(17.5) == "check"  # a new silence is checked again
+    assert ticks.handle_timer(17.6) == "timeout"
 
 
 def test_times_only_move_forward() -> None:
