@@ -59,12 +59,8 @@ from ._node import (
     open_node as open_node,
     run as run,
 )
-from ._registry import (
-    Registered as Registered,
-    Registry as Registry,
-    Unregistered as Unregistered,
-    Via as Via,
-)
+from ._registry import Registry as Registry, Via as Via
+from ._registry_state import Registered as Registered, Unregistered as Unregistered
 from ._router import LocalRouter as LocalRouter, Router as Router
 from ._tasks import (
     AsyncStream as AsyncStream,

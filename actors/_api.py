@@ -9,7 +9,8 @@ from ._context import _process, current_node, current_process
 from ._errors import NotInProcessError
 from ._ids import Pid, Ref
 from ._messages import ProcessInfo
-from ._registry import Via, via_process
+from ._registry import Via
+from ._registry_state import via_process
 from ._util import check_number, check_timeout
 
 __all__ = [

@@ -32,7 +32,8 @@ from ._errors import (
 from ._ids import Counter, Pid, Ref, new_creation
 from ._messages import Down, ProcessInfo
 from ._process import Process
-from ._registry import Via, via_process, via_registry
+from ._registry import Via
+from ._registry_state import via_process, via_registry
 from ._router import LocalRouter, Router
 from ._timers import Timers
 from ._util import check_number, raise_single

@@ -573,7 +573,7 @@ async def test_reads_work_outside_processes_writes_need_one(node: Node) -> None:
 
 async def test_reads_never_message_anyone(node: Node, monkeypatch: pytest.MonkeyPatch) -> None:
     """Reads and dispatch work while the registry's own process is stuck in a callback."""
-    from beamlet.actors._registry import _RegistryServer
+    from beamlet.actors._registry_state import RegistryServer
 
     stuck = trio.Event()
 
@@ -581,7 +581,7 @@ async def test_reads_never_message_anyone(node: Node, monkeypatch: pytest.Monkey
         stuck.set()
         await trio.sleep_forever()
 
-    monkeypatch.setattr(_RegistryServer, "handle_info", handle_info)
+    monkeypatch.setattr(RegistryServer, "handle_info", handle_info)
     delivered: list[Any] = []
     original = Process.deliver
 
