@@ -33,7 +33,7 @@ from ._ids import Counter, Pid, Ref, new_creation
 from ._messages import Down, ProcessInfo
 from ._process import Process
 from ._registry import Via
-from ._registry_state import via_process, via_registry
+from ._registry_state import rename_registries, via_process, via_registry
 from ._router import LocalRouter, Router
 from ._timers import Timers
 from ._util import check_number, raise_single
@@ -187,6 +187,7 @@ class Node:
                     ref: (fix(w), fix(o) if type(o) is Pid else o)
                     for ref, (w, o) in proc.monitored_by.items()
                 }
+        rename_registries(self, fix)
 
     @property
     def system_nursery(self) -> trio.Nursery:

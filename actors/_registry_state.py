@@ -37,6 +37,7 @@ __all__ = [
     "RegistryState",
     "Unregistered",
     "registry_state",
+    "rename_registries",
     "state",
     "unique_table",
     "via_process",
@@ -178,6 +179,12 @@ class RegistryState:
         for listener in self.listeners:
             send(sender, listener, msg)
 
+    def rename(self, fix: Callable[[Pid], Pid]) -> None:
+        """The node got a new name: its pids in the table (and the owner's) follow."""
+        self.table.rename(fix)
+        self.owner = fix(self.owner)
+        self.listeners = tuple(fix(x) if isinstance(x, Pid) else x for x in self.listeners)
+
     # -- exits -----------------------------------------------------------------------
 
     def _process_exited(self, proc: Process, reason: Any, result: Any) -> None:
@@ -249,6 +256,14 @@ def unique_table(state: RegistryState, what: str) -> UniqueTable:
             f"{what} needs a registry with unique keys; {state.name!r} has duplicate keys"
         )
     return table
+
+
+def rename_registries(node: Node, fix: Callable[[Pid], Pid]) -> None:
+    """``Node.rename`` calls this: every registry of ``node`` renames its pids."""
+    entries = node._vars.get(REGISTRIES)
+    if entries:
+        for entry in entries.values():
+            entry.value.rename(fix)
 
 
 def via_process(node: Node, via: Via) -> Process | None:

@@ -102,6 +102,10 @@ class Table:
         """Remove every entry of ``pid``; return how many went."""
         raise NotImplementedError
 
+    def rename(self, fix: Callable[[Pid], Pid]) -> None:
+        """Replace every pid by ``fix(pid)`` (the node got a new name), keeping the order."""
+        raise NotImplementedError
+
     def lookup(self, key: Hashable) -> list[Entry]:
         """The entries under ``key``, as a new list (oldest first)."""
         raise NotImplementedError
@@ -242,6 +246,10 @@ class UniqueTable(Table):
         self._count -= len(keys)
         return len(keys)
 
+    def rename(self, fix: Callable[[Pid], Pid]) -> None:
+        self._by_key = {key: (fix(pid), value) for key, (pid, value) in self._by_key.items()}
+        self._by_pid = {fix(pid): keys for pid, keys in self._by_pid.items()}
+
     def lookup(self, key: Hashable) -> list[Entry]:
         try:
             entry = self._by_key.get(key)
@@ -372,6 +380,13 @@ class DuplicateTable(Table):
             self._drop(key, ids)
             removed += len(ids)
         return removed
+
+    def rename(self, fix: Callable[[Pid], Pid]) -> None:
+        self._by_key = {
+            key: {entry_id: (fix(pid), value) for entry_id, (pid, value) in entries.items()}
+            for key, entries in self._by_key.items()
+        }
+        self._by_pid = {fix(pid): keys for pid, keys in self._by_pid.items()}
 
     def lookup(self, key: Hashable) -> list[Entry]:
         try:

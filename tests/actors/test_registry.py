@@ -1038,3 +1038,42 @@ async def test_the_registry_process_answers_stray_requests_and_keeps_going(
     assert "registry 'reg' received an unexpected call" in text
     assert "registry 'reg' received an unexpected cast" in text
     assert "'stray'" in text
+
+
+async def test_when_the_node_is_renamed_the_registry_follows(node: Node) -> None:
+    """``start_distribution`` renames the node: pids in the tables get the new name."""
+
+    async def body() -> None:
+        trap_exits(True)
+        owner = await Registry.start_link("reg", keys="duplicate")
+        await Registry.start_link("uniq")
+        Registry.register("reg", "k", 1)
+        Registry.register("uniq", "u", 1)
+        other = await start_registered("reg", "j", 2)
+        node.rename("renamed@host")
+        me = self_pid()
+        assert me.node == "renamed@host"
+        renamed = Pid("renamed@host", other.id, other.creation)
+        assert Registry.lookup("reg", "k") == [(me, 1)]
+        assert Registry.lookup("uniq", "u") == [(me, 1)]
+        assert Registry.lookup("reg", "j") == [(renamed, 2)]
+        assert Registry.keys("reg", me) == ["k"]
+        assert Registry.keys("uniq", me) == ["u"]
+        assert Registry.values("reg", "j", renamed) == [2]
+        # Exits still clean up, and writes still find the caller's entries.
+        ref = monitor(renamed)
+        send(renamed, "return")
+        await wait_down(ref)
+        assert Registry.lookup("reg", "j") == []
+        Registry.unregister("reg", "k")
+        assert Registry.count("reg") == 0
+        assert Registry.update_value("uniq", "u", lambda v: v + 1) == (2, 1)
+        # The registry's exit signal comes from its renamed pid.
+        new_owner = whereis("reg")
+        assert new_owner == Pid("renamed@host", owner.id, owner.creation)
+        Registry.register("reg", "k", 1)
+        send_exit(new_owner, "kill")
+        signals = {await receive(lambda m: type(m) is ExitSignal) for _ in range(2)}
+        assert signals == {ExitSignal(new_owner, "killed")}
+
+    await node.run(body)

@@ -239,3 +239,23 @@ def test_a_duplicate_key_is_listed_once_per_entry_and_grouped() -> None:
     assert table.count() == 3
     assert table.remove_pid(pid) == 3
     assert table.pids() == []
+
+
+@pytest.mark.parametrize("make", [UniqueTable, DuplicateTable])
+def test_rename_gives_every_pid_its_new_name_in_order(make: type[Table]) -> None:
+    table = make()
+    for i, pid in enumerate(PIDS):
+        table.register(pid, ("k", i), i)
+        table.register(pid, "shared" if not table.unique else ("own", i), -i)
+
+    def fix(pid: Pid) -> Pid:
+        return Pid("new@h", pid.id, pid.creation)
+
+    before = table.select(None)
+    table.rename(fix)
+    assert table.select(None) == [(k, fix(p), v) for k, p, v in before]
+    for pid in PIDS:
+        assert not table.has_pid(pid)
+        assert len(table.keys(fix(pid))) == 2
+    assert table.remove_pid(fix(PIDS[0])) == 2
+    assert table.count() == 2 * len(PIDS) - 2
