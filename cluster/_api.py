@@ -23,6 +23,7 @@ from beamlet.actors.lowlevel import (
 
 from ._cookie import Cookie, resolve_cookie
 from ._distribution import Distribution, check_node_type
+from ._limits import MAX_UNAUTHENTICATED
 from ._transport import TCPTransport, TLSConfig, Transport, split_address
 
 __all__ = [
@@ -97,6 +98,7 @@ async def start_distribution(
     hidden: bool = False,
     auto_connect: AutoConnect = "always",
     insecure: bool = False,
+    max_unauthenticated: int = MAX_UNAUTHENTICATED,
 ) -> Distribution:
     """Turn a running local node into a distributed node named ``name``.
 
@@ -138,6 +140,10 @@ async def start_distribution(
             discovery connect; signals for a node not connected are dropped,
             and links and monitors to it fire ``noconnection`` at once).
         insecure: allow a non-loopback listener without TLS.
+        max_unauthenticated: incoming connections that may be waiting to
+            authenticate at once (64 by default); past it the oldest is
+            dropped, so that a flood of sockets that never authenticate
+            cannot keep a node's listener (or its file descriptors) busy.
 
     Returns:
         The node's ``Distribution`` router.
@@ -149,6 +155,7 @@ async def start_distribution(
     check_number(ticktime, "ticktime", strict=True, unit="seconds")
     check_number(handshake_timeout, "handshake_timeout", strict=True, unit="seconds")
     check_number(seed_interval, "seed_interval", strict=True, unit="seconds")
+    _check_max_unauthenticated(max_unauthenticated)
     if not isinstance(hidden, bool):
         raise TypeError(f"hidden must be True or False, not {hidden!r}")
     _check_seeds(seeds)
@@ -175,6 +182,7 @@ async def start_distribution(
         connect_all=connect_all,
         hidden=hidden,
         auto_connect=auto_connect,
+        max_unauthenticated=max_unauthenticated,
     )
     old_name, old_router = node.name, node.router
     node.rename(name)
@@ -192,6 +200,11 @@ async def start_distribution(
         raise
     await _start_services(node)
     return dist
+
+
+def _check_max_unauthenticated(value: Any) -> None:
+    if type(value) is not int or value < 1:
+        raise ValueError(f"max_unauthenticated must be an int >= 1, not {value!r}")
 
 
 def _check_seeds(seeds: Any) -> None:
@@ -243,6 +256,7 @@ async def open_node(
     hidden: bool = False,
     auto_connect: AutoConnect = "always",
     insecure: bool = False,
+    max_unauthenticated: int = MAX_UNAUTHENTICATED,
     watchdog_threshold: float | None = 0.1,
 ) -> AsyncIterator[Node]:
     """Open a distributed node inside a running Trio program.
@@ -260,7 +274,8 @@ async def open_node(
             ``default_node_name()`` (``"beamlet-<os pid>-<random>@127.0.0.1"``).
         cookie, port, seeds, tls, transport, ticktime, handshake_timeout,
         max_frame_size, busy_limit, seed_interval, discovery, connect_all,
-        hidden, auto_connect, insecure: as for ``start_distribution``.
+        hidden, auto_connect, insecure, max_unauthenticated: as for
+            ``start_distribution``.
         watchdog_threshold: as for ``beamlet.actors.open_node``.
 
     Yields:
@@ -282,6 +297,7 @@ async def open_node(
     validate_node_name(name)
     cookie = resolve_cookie(cookie)
     _check_seeds(seeds)
+    _check_max_unauthenticated(max_unauthenticated)
     async with open_local_node(watchdog_threshold=watchdog_threshold) as node:
         dist = await start_distribution(
             name,
@@ -301,6 +317,7 @@ async def open_node(
             hidden=hidden,
             auto_connect=auto_connect,
             insecure=insecure,
+            max_unauthenticated=max_unauthenticated,
         )
         try:
             yield node
@@ -327,6 +344,7 @@ def run(
     hidden: bool = False,
     auto_connect: AutoConnect = "always",
     insecure: bool = False,
+    max_unauthenticated: int = MAX_UNAUTHENTICATED,
     watchdog_threshold: float | None = 0.1,
 ) -> T:
     """Run ``main(*args)`` as the first process of a new distributed node; return its result.
@@ -340,7 +358,8 @@ def run(
             ``default_node_name()`` (``"beamlet-<os pid>-<random>@127.0.0.1"``).
         cookie, port, seeds, tls, transport, ticktime, handshake_timeout,
         max_frame_size, busy_limit, seed_interval, discovery, connect_all,
-        hidden, auto_connect, insecure: as for ``start_distribution``.
+        hidden, auto_connect, insecure, max_unauthenticated: as for
+            ``start_distribution``.
         watchdog_threshold: as for ``beamlet.actors.open_node``.
 
     Returns:
@@ -372,6 +391,7 @@ def run(
             hidden=hidden,
             auto_connect=auto_connect,
             insecure=insecure,
+            max_unauthenticated=max_unauthenticated,
             watchdog_threshold=watchdog_threshold,
         ) as node:
             result = await outcome.acapture(node.run, main, *args)

@@ -15,6 +15,13 @@ every link across it delivers ``"noconnection"``, every monitor
 send to the node connects again. A node restarted under the same name has a
 new creation; pids of the old incarnation never reach it.
 
+Hardening: at most ``max_unauthenticated`` incoming connections may be
+waiting to authenticate at once (past it, the oldest is dropped, and a
+listener out of file descriptors drops one to make room); a failed incoming
+handshake is logged once per peer address, then counted, and the count
+logged every ``FAILURE_LOG_PERIOD`` seconds; gossip and the dials it asks for
+are bounded by the ``Membership`` core.
+
 Connection setup (D11, D12): two nodes that dial each other at once keep one
 connection, the one dialled by the node whose name sorts first, and decide so
 before either side uses it (see ``Membership``). A peer that connects while
@@ -26,6 +33,7 @@ the connection first) replaces it: ``NodeDown`` for the old one, then
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import trio
@@ -34,6 +42,7 @@ from beamlet.actors.lowlevel import Node
 
 from . import _wire as wire
 from ._cookie import Cookie
+from ._limits import MAX_UNAUTHENTICATED, FailureLog, OldestFirst
 from ._membership import (
     AUTO_CONNECT,
     Cancel,
@@ -50,7 +59,7 @@ from ._membership import (
 from ._messages import NodeDown, NodeUp
 from ._peer import DistributionBusyError, Peer
 from ._router import NetworkRouter
-from ._transport import Transport, certificate_problem, split_address
+from ._transport import Transport, certificate_problem, peer_host, split_address
 
 __all__ = ["AUTO_CONNECT", "NODE_TYPES", "Distribution", "DistributionBusyError", "Peer"]
 
@@ -87,6 +96,7 @@ class Distribution(NetworkRouter):
         discovery: tuple[Any, ...] = (),
         hidden: bool = False,
         auto_connect: str = "always",
+        max_unauthenticated: int = MAX_UNAUTHENTICATED,
     ) -> None:
         super().__init__(node)
         self.cookie = cookie
@@ -104,7 +114,11 @@ class Distribution(NetworkRouter):
         self.hidden = hidden
         self.auto_connect = auto_connect
         self.membership = Membership(
-            node.name, hidden=hidden, auto_connect=auto_connect, connect_all=connect_all
+            node.name,
+            hidden=hidden,
+            auto_connect=auto_connect,
+            connect_all=connect_all,
+            now=trio.current_time(),
         )
         self.membership.closed = True  # until ``run`` starts
         self.listen_address: str | None = None
@@ -115,6 +129,12 @@ class Distribution(NetworkRouter):
         self._node_watchers: dict[str, list[Pid]] = {}  # monitor_node
         self._nursery: trio.Nursery | None = None
         self.closed = False
+        self.max_unauthenticated = max_unauthenticated
+        #: Incoming handshakes not authenticated yet (their cancel scopes), oldest first.
+        self._unauthenticated = OldestFirst(max_unauthenticated)
+        #: Failed incoming handshakes, per peer address: the first logged, then counted.
+        self.failures = FailureLog()
+        self._dialer_wake = trio.Event()
 
     # -- running -------------------------------------------------------------------
 
@@ -123,12 +143,14 @@ class Distribution(NetworkRouter):
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             self.listen_address = await nursery.start(
-                self.transport.serve, self.host, self.port, self._accept
+                self.transport.serve, self.host, self.port, _Acceptor(self)
             )
             membership = self.membership
             membership.name = self.node.name
             membership.listen_address = self.listen_address
             membership.closed = self.closed
+            nursery.start_soon(self._dial_loop)
+            nursery.start_soon(self._report_failures)
             if self.seeds:
                 nursery.start_soon(self._seed_loop)
             for strategy in self.discovery:
@@ -140,6 +162,48 @@ class Distribution(NetworkRouter):
             for address in self.seeds:
                 self.connect_soon(address)
             await trio.sleep(self.seed_interval)
+
+    async def _dial_loop(self) -> None:
+        """Start the dials that gossip, seeds and discovery asked for, within the limits."""
+        membership = self.membership
+        while True:
+            self._dialer_wake = trio.Event()
+            now = trio.current_time()
+            membership.pump(now)
+            self._apply()
+            deadline = membership.next_pump(now)
+            with trio.move_on_at(math.inf if deadline is None else deadline):
+                await self._dialer_wake.wait()
+
+    async def _report_failures(self) -> None:
+        """Log, every period, how many failed handshakes were not logged one by one."""
+        failures = self.failures
+        while True:
+            await trio.sleep(failures.period)
+            for source, count, seconds in failures.flush(trio.current_time()):
+                logger.warning(
+                    "%d more failed incoming handshake%s from %s in the last %.0f s",
+                    count,
+                    "s" if count > 1 else "",
+                    "other addresses" if source is None else source,
+                    seconds,
+                )
+
+    def _handshake_failed(self, source: str, message: str, *args: Any) -> None:
+        """Log a failed incoming handshake: the first from ``source`` in full, the next counted."""
+        if self.failures.note(source, trio.current_time()):
+            logger.warning(message, *args)
+        else:
+            logger.debug(message, *args)
+
+    def make_room(self) -> bool:
+        """Drop the oldest incoming connection not authenticated yet; whether there was one."""
+        oldest = self._unauthenticated.pop_oldest()
+        if oldest is None:
+            return False
+        assert isinstance(oldest, trio.CancelScope)
+        oldest.cancel()
+        return True
 
     @property
     def addresses(self) -> dict[str, str]:
@@ -157,14 +221,18 @@ class Distribution(NetworkRouter):
         is dialled as that node, so that two nodes dialling each other at once
         settle on one connection; an unknown address is dialled blind.
         """
-        self.membership.dial_soon(address)
+        self.membership.dial_soon(address, trio.current_time())
         self._apply()
 
     # -- carrying out the core's decisions --------------------------------------------
 
     def _apply(self) -> None:
         """Carry out what the membership core decided, in order."""
-        for effect in self.membership.take():
+        membership = self.membership
+        if membership.wake:
+            membership.wake = False
+            self._dialer_wake.set()
+        for effect in membership.take():
             if type(effect) is Dial:
                 self._dial(effect)
             elif type(effect) is Gossip:
@@ -241,10 +309,16 @@ class Distribution(NetworkRouter):
     async def _accept(self, stream: trio.abc.Stream) -> None:
         session = self._session(initiator=False)
         membership = self.membership
+        source = peer_host(stream)
         hello: str | None = None
         handle: Handshake | None = None
         ok = False
         duplicate = False
+        scope = trio.CancelScope()
+        oldest = self._unauthenticated.add(scope)
+        if oldest is not None:  # too many wait to authenticate: the oldest gives way
+            assert isinstance(oldest, trio.CancelScope)
+            oldest.cancel()
 
         def observe(event: Any) -> str | None:
             nonlocal hello, handle
@@ -256,6 +330,7 @@ class Distribution(NetworkRouter):
                 membership.hello(hello)
                 return None
             if isinstance(event, wire.Connected):
+                self._unauthenticated.discard(scope)  # authenticated: never dropped as such
                 handle = membership.accepted(event.peer_name)
                 self._apply()
                 if handle is None:
@@ -265,30 +340,55 @@ class Distribution(NetworkRouter):
             return None
 
         try:
-            with trio.fail_after(self.handshake_timeout):
+            with scope, trio.fail_after(self.handshake_timeout):
                 peer_name, peer_creation = await session.handshake(stream, observe)
-            ok = True
+                ok = True
         except BaseException as exc:
             membership.accept_failed(handle)
             if isinstance(exc, trio.TooSlowError):
-                logger.warning(
-                    "handshake timed out after %s s on an incoming connection from %s",
+                self._handshake_failed(
+                    source,
+                    "handshake timed out after %s s on an incoming connection from %s (%s)",
                     self.handshake_timeout,
+                    source,
                     hello or "an unknown peer",
                 )
             elif duplicate:
                 logger.info("refused a second connection from %s: %s", hello, exc)
             elif isinstance(exc, wire.ProtocolError):
-                logger.warning("refused an incoming connection (%s): %s", hello or "no name", exc)
+                self._handshake_failed(
+                    source,
+                    "refused an incoming connection from %s (%s): %s",
+                    source,
+                    hello or "no name",
+                    exc,
+                )
             elif isinstance(exc, trio.BrokenResourceError | trio.ClosedResourceError | OSError):
-                logger.warning("incoming connection failed during the handshake: %r", exc)
+                self._handshake_failed(
+                    source,
+                    "incoming connection from %s failed during the handshake: %r",
+                    source,
+                    exc,
+                )
             else:
                 raise
             return
         finally:
+            self._unauthenticated.discard(scope)
             if hello is not None:
                 membership.hello_ended(hello, ok)
                 self._apply()
+        if not ok:  # dropped to make room
+            membership.accept_failed(handle)
+            self._handshake_failed(
+                source,
+                "dropped an incoming connection from %s (%s) that had not authenticated: "
+                "more than max_unauthenticated=%d were waiting",
+                source,
+                hello or "no name",
+                self.max_unauthenticated,
+            )
+            return
         await self._run_peer(session, stream, peer_name, peer_creation, False, None, handle)
 
     async def _connect(
@@ -304,12 +404,13 @@ class Distribution(NetworkRouter):
         scope = handle.token if handle is not None else trio.CancelScope()
         assert isinstance(scope, trio.CancelScope)
         found: str | None = name
-        mismatch = duplicate = False
+        mismatch = duplicate = answered = False
 
         def observe(event: Any) -> str | None:
-            nonlocal handle, found
+            nonlocal handle, found, answered
             if isinstance(event, wire.Challenge):
                 found = event.node
+                answered = True
                 if name is not None and event.node != name:
                     nonlocal mismatch
                     mismatch = True
@@ -380,7 +481,7 @@ class Distribution(NetworkRouter):
                         "could not connect to %s (%s): %s", found or address, address, failure
                     )
                 outcome = "failed"
-            other = membership.dial_ended(name, address, handle, found, outcome)
+            other = membership.dial_ended(name, address, handle, found, outcome, answered=answered)
             self._apply()
             if other is not None:
                 await self._wait_other(other)
@@ -533,3 +634,18 @@ class Distribution(NetworkRouter):
         for peer in list(self.peers.values()):
             peer.close("shutdown")
         self._apply()
+
+
+class _Acceptor:
+    """The listener's handler: ``Distribution._accept``, and its ``make_room``."""
+
+    __slots__ = ("_dist",)
+
+    def __init__(self, dist: Distribution) -> None:
+        self._dist = dist
+
+    async def __call__(self, stream: trio.abc.Stream) -> None:
+        await self._dist._accept(stream)
+
+    def make_room(self) -> bool:
+        return self._dist.make_room()

@@ -30,6 +30,16 @@ Per node name, the core knows:
   down and that only an explicit ``connect`` (or their own) brings back;
 - ``addresses`` and ``names``: where each node listens, both ways.
 
+Bounds (what a peer's gossip, or a flood, can make a node do): the address
+book keeps at most ``max_known_nodes`` entries (giving up first the oldest
+that never answered); an address learned from gossip that does not answer a
+dial is forgotten; and the dials that gossip, seeds and discovery start are
+spaced by a token bucket (``dial_rate`` a second) and at most ``max_dials``
+go on at once; the others wait in ``pending``, which ``pump`` starts when
+``next_pump`` says. Explicit connections (``connect``, a send) are not held
+back. Gossip is taken only for names that are node names and addresses that
+are ``host:port``.
+
 Nothing is left waiting for ever: signals queued for a node are delivered when
 a connection comes up, or failed as soon as no connection to it is up or under
 way (``_maybe_fail``).
@@ -40,6 +50,9 @@ from __future__ import annotations
 from typing import Any, Generic, Protocol, TypeVar
 
 import attrs
+
+from ._events import is_valid_node_name, validate_address
+from ._limits import DIAL_BURST, DIAL_RATE, MAX_BACKGROUND_DIALS, MAX_KNOWN_NODES, TokenBucket
 
 __all__ = [
     "AUTO_CONNECT",
@@ -86,12 +99,15 @@ class Handshake:
             longer be cancelled (an acceptor's, or an initiator's once
             connected).
         token: the driver's handle on it (what ``Cancel`` cancels); opaque here.
+        background: a dial that gossip, a seed or discovery started (counted
+            against ``max_dials`` until it ends).
     """
 
     name: str
     initiated: bool
     committed: bool = False
     token: Any = None
+    background: bool = False
 
 
 # -- effects: what the driver must do ----------------------------------------------------
@@ -175,9 +191,14 @@ class Membership(Generic[P]):
         hidden: this node is hidden (its connections carry no gossip).
         auto_connect: "always", "once" or "never" (see ``AUTO_CONNECT``).
         connect_all: connect to every node gossip reveals.
+        max_known_nodes: the most addresses kept.
+        dial_rate: background dials a second (``dial_burst`` at once).
+        dial_burst: see ``dial_rate``.
+        max_dials: background dials under way at once.
+        now: the time it starts (for the dial rate).
 
     Raises:
-        ValueError: an unknown ``auto_connect``.
+        ValueError: an unknown ``auto_connect``, or a bad bound.
     """
 
     def __init__(
@@ -187,6 +208,11 @@ class Membership(Generic[P]):
         hidden: bool = False,
         auto_connect: str = "always",
         connect_all: bool = True,
+        max_known_nodes: int = MAX_KNOWN_NODES,
+        dial_rate: float = DIAL_RATE,
+        dial_burst: int = DIAL_BURST,
+        max_dials: int = MAX_BACKGROUND_DIALS,
+        now: float = 0.0,
     ) -> None:
         if auto_connect not in AUTO_CONNECT:
             raise ValueError(
@@ -207,6 +233,20 @@ class Membership(Generic[P]):
         self.hellos: dict[str, int] = {}
         self.waiting: dict[str, list[tuple[Any, bool]]] = {}
         self.barred: set[str] = set()
+        #: Nodes that answered at their address (connected at least once).
+        self.answered: set[str] = set()
+        if max_known_nodes < 1 or max_dials < 1:
+            raise ValueError("max_known_nodes and max_dials must be >= 1")
+        self.max_known_nodes = max_known_nodes
+        self.max_dials = max_dials
+        self._bucket = TokenBucket(dial_rate, dial_burst, now)
+        #: Background dials under way (named and blind).
+        self.background = 0
+        #: Background dials held back by the limits: node -> address, and blind addresses.
+        self.pending: dict[str, str] = {}
+        self.pending_blind: dict[str, None] = {}
+        #: A dial was held back, or a background dial ended: ``pump`` may have work.
+        self.wake = False
         self._effects: list[Effect] = []
 
     def take(self) -> list[Effect]:
@@ -218,11 +258,17 @@ class Membership(Generic[P]):
 
     # -- the address book --------------------------------------------------------------
 
-    def remember(self, name: str, address: str) -> None:
-        """Record that ``name`` listens on ``address``."""
+    def remember(self, name: str, address: str) -> bool:
+        """Record that ``name`` listens on ``address``; False if the book is full.
+
+        A full book gives up its oldest entry that never answered, else its
+        oldest entry of a node neither connected nor getting connected.
+        """
         old = self.addresses.get(name)
         if old == address:
-            return
+            return True
+        if old is None and len(self.addresses) >= self.max_known_nodes and not self._evict():
+            return False
         if old is not None and self.names.get(old) == name:
             del self.names[old]
         self.addresses[name] = address
@@ -230,11 +276,30 @@ class Membership(Generic[P]):
         peer = self.peers.get(name)
         if peer is not None:
             peer.address = address
+        return True
+
+    def _evict(self) -> bool:
+        busy = (self.peers, self.handshakes, self.waiting)
+        victim = None
+        for name in self.addresses:
+            if any(name in table for table in busy):
+                continue
+            if name not in self.answered:
+                victim = name
+                break
+            if victim is None:
+                victim = name
+        if victim is None:
+            return False
+        self.forget(victim, self.addresses[victim])
+        return True
 
     def forget(self, name: str, address: str) -> None:
         """Forget that ``name`` listens on ``address`` (another node answered there)."""
         if self.addresses.get(name) == address:
             del self.addresses[name]
+            self.answered.discard(name)
+            self.pending.pop(name, None)
         if self.names.get(address) == name:
             del self.names[address]
 
@@ -269,7 +334,13 @@ class Membership(Generic[P]):
         return handle
 
     def _release(self, handle: Handshake | None) -> None:
-        if handle is not None and self.handshakes.get(handle.name) is handle:
+        if handle is None:
+            return
+        if handle.background:
+            handle.background = False
+            self.background -= 1
+            self.wake = True
+        if self.handshakes.get(handle.name) is handle:
             del self.handshakes[handle.name]
 
     def _maybe_fail(self, name: str | None) -> None:
@@ -285,7 +356,9 @@ class Membership(Generic[P]):
 
     # -- what the driver asks ------------------------------------------------------------
 
-    def request(self, name: str, address: str | None, *, queue: bool = True) -> None:
+    def request(
+        self, name: str, address: str | None, *, queue: bool = True, background: bool = False
+    ) -> None:
         """Connect to ``name`` (at ``address``, if known) unless connected or connecting.
 
         With ``queue``, signals may wait for the connection (``route``).
@@ -299,7 +372,68 @@ class Membership(Generic[P]):
             return  # the handshake under way will do
         handle = self._claim(name, True)
         if handle is not None:
+            if background:
+                handle.background = True
+                self.background += 1
             self._effects.append(Dial(name, address, handle))
+
+    # -- background dials: gossip, seeds, discovery ---------------------------------------
+
+    def _may_dial(self, now: float) -> bool:
+        return self.background < self.max_dials and self._bucket.take(now)
+
+    def _dial_named(self, name: str, address: str, now: float) -> None:
+        if self.closed or name in self.peers or name in self.handshakes:
+            return
+        if self._may_dial(now):
+            self.pending.pop(name, None)
+            self.request(name, address, queue=False, background=True)
+        else:
+            self.pending[name] = address
+            self.wake = True
+
+    def _dial_blind(self, address: str, now: float) -> None:
+        if address in self.dialing:
+            return
+        if self._may_dial(now):
+            self.pending_blind.pop(address, None)
+            self.dialing.add(address)
+            self.background += 1
+            self._effects.append(Dial(None, address, None))
+        elif len(self.pending_blind) < self.max_known_nodes:
+            self.pending_blind[address] = None
+            self.wake = True
+
+    def pump(self, now: float) -> None:
+        """Start the background dials held back, as far as the limits allow."""
+        while (self.pending or self.pending_blind) and self.background < self.max_dials:
+            if not self._bucket.take(now):
+                return
+            if self.pending:
+                name, address = next(iter(self.pending.items()))
+                del self.pending[name]
+                if (
+                    self.closed
+                    or name in self.peers
+                    or name in self.handshakes
+                    or self.addresses.get(name) != address
+                ):
+                    continue  # no longer wanted
+                self.request(name, address, queue=False, background=True)
+            else:
+                address = next(iter(self.pending_blind))
+                del self.pending_blind[address]
+                if self.closed or address in self.dialing or self.is_connected_to(address):
+                    continue
+                self.dialing.add(address)
+                self.background += 1
+                self._effects.append(Dial(None, address, None))
+
+    def next_pump(self, now: float) -> float | None:
+        """When ``pump`` can start a dial held back; None: nothing can start now."""
+        if not (self.pending or self.pending_blind) or self.background >= self.max_dials:
+            return None
+        return self._bucket.next_time(now)
 
     def route(self, name: str) -> list[tuple[Any, bool]] | None:
         """Where a signal for ``name`` (not connected) waits; None: nowhere (drop it).
@@ -344,7 +478,7 @@ class Membership(Generic[P]):
         self.request(name, address)
         return True
 
-    def dial_soon(self, address: str) -> None:
+    def dial_soon(self, address: str, now: float) -> None:
         """Dial ``address`` (a seed, a discovered address) unless connected or connecting.
 
         An address whose node is known is dialled as that node, so that two
@@ -356,16 +490,16 @@ class Membership(Generic[P]):
         name = self.names.get(address)
         if name is not None:
             if name not in self.barred:  # went down under "once"/"never": not again
-                self.request(name, address, queue=False)
+                self._dial_named(name, address, now)
             return
-        if address in self.dialing:
-            return
-        self.dialing.add(address)
-        self._effects.append(Dial(None, address, None))
+        self._dial_blind(address, now)
 
     def blind_dial_ended(self, address: str) -> None:
         """A blind dial from ``dial_soon`` ended (however it went)."""
-        self.dialing.discard(address)
+        if address in self.dialing:
+            self.dialing.discard(address)
+            self.background -= 1
+            self.wake = True
 
     def expect(self, name: str) -> bool:
         """Wait for another connection to ``name``, under way: whether there is
@@ -418,6 +552,8 @@ class Membership(Generic[P]):
         handle: Handshake | None,
         found: str | None,
         outcome: Outcome,
+        *,
+        answered: bool = True,
     ) -> str | None:
         """A dial to ``address`` (as ``name``, None if blind) gave no connection.
 
@@ -430,6 +566,8 @@ class Membership(Generic[P]):
                 (another connection to ``found`` is up or under way),
                 "simultaneous" (the peer keeps the one it is making), or
                 "failed".
+            answered: a node answered at ``address`` (False: the dial got no
+                answer; an address that never answered is then forgotten).
 
         Returns:
             The node whose other connection to wait for (then ``expect`` and
@@ -443,6 +581,8 @@ class Membership(Generic[P]):
             return None
         if outcome in ("duplicate", "simultaneous"):
             return found
+        if not answered and name is not None and name not in self.answered:
+            self.forget(name, address)  # learned, never heard from: no node there
         self._maybe_fail(found)
         return None
 
@@ -460,6 +600,7 @@ class Membership(Generic[P]):
             return False
         if address is not None:
             self.remember(name, address)
+        self.answered.add(name)
         peer.address = self.addresses.get(name)
         existing = self.peers.pop(name, None)
         if existing is not None:
@@ -499,10 +640,19 @@ class Membership(Generic[P]):
             self.barred.add(name)
         self._effects.append(Down(peer, reason))
 
-    def learn(self, entries: Any) -> None:
-        """Gossip: remember node addresses and connect to the nodes not yet connected."""
-        for name, address in entries:
-            if name == self.name or not isinstance(address, str):
+    def learn(self, entries: Any, now: float) -> None:
+        """Gossip: remember node addresses and connect to the nodes not yet connected.
+
+        Entries that are not ``(node name, "host:port")`` are ignored; so are
+        new ones once the book is full of nodes connected or getting connected.
+        """
+        for entry in entries:
+            try:
+                name, address = entry
+                validate_address(address)
+            except (TypeError, ValueError):
+                continue
+            if name == self.name or not is_valid_node_name(name):
                 continue
             peer = self.peers.get(name)
             if peer is not None and peer.address is None and not peer.hidden:
@@ -510,13 +660,16 @@ class Membership(Generic[P]):
                 for other_name, other in self.peers.items():
                     if other_name != name and not other.hidden:
                         self._effects.append(Gossip(other, [(name, address)]))
-            self.remember(name, address)
+            if not self.remember(name, address):
+                continue
             if self.connect_all and name not in self.peers and self.may_auto_connect(name):
-                self.request(name, address, queue=False)
+                self._dial_named(name, address, now)
 
     def shutdown(self) -> None:
         """Stop: cancel every handshake that can be (the driver closes the connections)."""
         self.closed = True
+        self.pending.clear()
+        self.pending_blind.clear()
         for handle in list(self.handshakes.values()):
             if handle.initiated:  # an acceptor's is committed: its connection closes
                 self._effects.append(Cancel(handle))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import trio
 from beamlet.actors import Pid, Ref
 from beamlet.actors.lowlevel import Reply, Router
 
@@ -160,5 +161,5 @@ class NetworkRouter(Router):
 
     def learn(self, entries: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -> None:
         """Gossip: remember node addresses and connect to the nodes not yet connected."""
-        self.membership.learn(entries)
+        self.membership.learn(entries, trio.current_time())
         self._apply()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import logging
+import os
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -24,6 +25,7 @@ __all__ = [
     "TLSConfig",
     "Transport",
     "certificate_problem",
+    "peer_host",
     "split_address",
 ]
 
@@ -140,6 +142,79 @@ def certificate_problem(stream: trio.abc.Stream, node: str) -> str | None:
     return f"its certificate is not for {host} ({shown})"
 
 
+def peer_host(stream: trio.abc.Stream) -> str:
+    """The host (IP address) at the other end of ``stream``, as far as can be told."""
+    inner = stream.transport_stream if isinstance(stream, trio.SSLStream) else stream
+    if isinstance(inner, trio.SocketStream):
+        try:
+            return str(inner.socket.getpeername()[0])
+        except (OSError, IndexError, TypeError):
+            return "an unknown address"
+    if isinstance(inner, _NetworkStream):
+        return inner._dst
+    return "an unknown address"
+
+
+#: The ``accept`` errors that mean "out of file descriptors or memory for now".
+_CAPACITY_ERRNOS = frozenset(
+    code
+    for code in (
+        getattr(errno, "EMFILE", None),
+        getattr(errno, "ENFILE", None),
+        getattr(errno, "ENOMEM", None),
+        getattr(errno, "ENOBUFS", None),
+    )
+    if code is not None
+)
+
+#: Seconds between two log lines about failed accepts, while they go on.
+ACCEPT_LOG_PERIOD = 60.0
+
+
+async def _accept_loop(
+    listener: trio.abc.Listener[trio.abc.Stream],
+    handle: Handler,
+    nursery: trio.Nursery,
+    make_room: Callable[[], bool] | None,
+) -> None:
+    """Accept for ever; out of descriptors, make room or back off, logging now and then.
+
+    ``make_room`` (the handler's, if it has one) gives up a connection that
+    has not authenticated yet, so that a new one can be accepted; without
+    one to give up, the loop waits, longer each time (up to a second). The
+    first failure is logged, then a count at most every ``ACCEPT_LOG_PERIOD``.
+    """
+    delay = 0.0
+    unlogged = 0
+    logged_at = -ACCEPT_LOG_PERIOD
+    while True:
+        try:
+            stream = await listener.accept()
+        except OSError as exc:
+            if exc.errno not in _CAPACITY_ERRNOS:
+                raise
+            now = trio.current_time()
+            if now - logged_at >= ACCEPT_LOG_PERIOD:
+                more = f" ({unlogged} more since the last report)" if unlogged else ""
+                logger.warning(
+                    "cannot accept connections: %s; backing off%s",
+                    os.strerror(exc.errno or 0),
+                    more,
+                )
+                logged_at, unlogged = now, 0
+            else:
+                unlogged += 1
+            if make_room is not None and make_room():
+                delay = 0.0
+                await trio.sleep(0.01)  # the connection given up closes meanwhile
+            else:
+                delay = min(max(2 * delay, 0.01), 1.0)
+                await trio.sleep(delay)
+            continue
+        delay = 0.0
+        nursery.start_soon(handle, stream)
+
+
 class Transport:
     """Where distribution gets its streams. Subclasses implement both methods."""
 
@@ -154,7 +229,9 @@ class Transport:
         """Listen on ``host:port``; report the address with ``task_status.started``.
 
         ``handler`` runs for each accepted stream; its errors are logged and
-        never stop the listener.
+        never stop the listener. If it has a ``make_room()`` method, a
+        listener out of file descriptors calls it (it gives up a connection
+        not authenticated yet, and says whether it did) before trying again.
         """
         raise NotImplementedError
 
@@ -219,8 +296,10 @@ class TCPTransport(Transport):
         async def handle(stream: trio.abc.Stream) -> None:
             await _guarded(handler, stream)
 
+        make_room = getattr(handler, "make_room", None)
         async with trio.open_nursery() as nursery:
-            await nursery.start(trio.serve_listeners, handle, listeners)
+            for listener in listeners:
+                nursery.start_soon(_accept_loop, listener, handle, nursery, make_room)
             task_status.started(address)
 
     async def connect(self, address: str, peer_host: str | None = None) -> trio.abc.Stream:

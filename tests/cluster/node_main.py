@@ -1,7 +1,8 @@
 """A beamlet node in its own OS process, driven over stdin and reporting on stdout.
 
 Usage: ``python node_main.py NAME COOKIE [SEED ...]``; the environment
-variable ``BEAMLET_TEST_TICKTIME`` sets the ticktime (15 s by default).
+variable ``BEAMLET_TEST_TICKTIME`` sets the ticktime (15 s by default), and
+``BEAMLET_TEST_NOFILE`` the limit of open file descriptors (``RLIMIT_NOFILE``).
 
 The node prints one JSON object per line: first ``{"event": "ready", "name":
 ..., "address": ...}``, then what it sees (``nodeup``, ``nodedown``,
@@ -136,6 +137,11 @@ if __name__ == "__main__":
         level=logging.INFO, format="%(relativeCreated)d %(name)s %(levelname)s %(message)s"
     )
     name, cookie, *seeds = sys.argv[1:]
+    if "BEAMLET_TEST_NOFILE" in os.environ:
+        import resource
+
+        limit = int(os.environ["BEAMLET_TEST_NOFILE"])
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
     ticktime = float(os.environ.get("BEAMLET_TEST_TICKTIME", "15"))
     run(
         main,

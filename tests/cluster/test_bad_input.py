@@ -300,3 +300,41 @@ async def test_a_flood_of_bad_connections_leaves_no_state_and_a_real_node_still_
             return nodes()
 
         assert await node.run(seen) == ["n2@127.0.0.1"]
+
+
+@pytest.mark.timeout(60)
+async def test_connections_waiting_to_authenticate_are_capped_oldest_dropped_first(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    async with open_node(
+        "srv@127.0.0.1", cookie=COOKIE, handshake_timeout=30, max_unauthenticated=8
+    ) as node:
+        node.spawn(_pong_server, name="pong")
+        dist = _dist(node)
+        address = await node.run(_address)
+        assert address is not None
+        idle = []
+        for i in range(20):  # one at a time, so that the node sees them in this order
+            idle.append(await _raw(address))
+            await _wait_until(lambda i=i: len(dist._unauthenticated) == min(i + 1, 8))
+        for stream in idle[:12]:  # the twelve oldest were dropped, long before the timeout
+            await _closed_by_the_node(stream, timeout=5)
+        assert len(dist._unauthenticated) == 8
+        # a legitimate node gets in: its connection is the newest, not dropped
+        async with open_node("n2@127.0.0.1", cookie=COOKIE) as n2:
+            assert await n2.run(connect, address)
+            assert await n2.run(_ping, ("pong", "srv@127.0.0.1")) == ("pong", "ping")
+        assert len(dist._unauthenticated) == 7  # the legitimate one dropped the oldest idle
+        for stream in idle:
+            await stream.aclose()
+        await _wait_until(lambda: len(dist._unauthenticated) == 0)
+    dropped = [m for m in _records(caplog) if "had not authenticated" in m]
+    assert len(dropped) == 1 and "max_unauthenticated=8" in dropped[0]
+
+
+async def test_max_unauthenticated_is_checked() -> None:
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="max_unauthenticated"):
+            async with open_node("x@127.0.0.1", cookie=COOKIE, max_unauthenticated=bad):
+                pass

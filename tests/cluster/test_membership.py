@@ -135,8 +135,8 @@ def test_auto_connect_bars_a_node_that_went_down_until_asked(policy: str) -> Non
     m.down(B, peer, "connection_closed")
     m.take()
     assert B in m.barred and m.route(B) is None
-    m.dial_soon("h:2")
-    m.learn([(B, "h:2")])
+    m.dial_soon("h:2", 0.0)
+    m.learn([(B, "h:2")], 0.0)
     assert m.take() == []
     assert m.ask(B)  # an explicit connect lifts the bar
     assert [type(e) for e in m.take()] == [Dial] and B not in m.barred
@@ -148,7 +148,7 @@ def test_gossip_dials_unknown_nodes_and_tells_the_others_where_a_dialler_listens
     m.up(other, "c@h", "h:3", None)
     m.up(dialler, B, None, None)  # B dialled: its address is unknown
     m.take()
-    m.learn([(B, "h:2"), ("d@h", "h:4"), (A, "h:1")])
+    m.learn([(B, "h:2"), ("d@h", "h:4"), (A, "h:1")], 0.0)
     effects = m.take()
     assert [type(e) for e in effects] == [Gossip, Dial]
     assert effects[0].peer is other and effects[0].entries == [(B, "h:2")]
@@ -435,12 +435,12 @@ class TwoNodes(RuleBasedStateMachine):
         elif how == "request":
             m.request(target, ADDRESS[target], queue=False)
         elif how == "dial_soon":
-            m.dial_soon(ADDRESS[target])
+            m.dial_soon(ADDRESS[target], 0.0)
         elif how == "watch":
             if target not in m.peers:
                 m.watch(target)
         else:
-            m.learn([(target, ADDRESS[target])])
+            m.learn([(target, ADDRESS[target])], 0.0)
         self.apply(node)
         self.wanted = True
 
@@ -535,3 +535,83 @@ TwoNodes.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 test_two_nodes = TwoNodes.TestCase
+
+
+# -- bounds ------------------------------------------------------------------------------------
+
+
+def test_gossip_takes_only_node_names_and_addresses() -> None:
+    m = core()
+    m.learn(
+        [
+            ("not a node", "h:5"),
+            ("a+b c@h", "h:5"),
+            ("e@h", "no port"),
+            ("f@h", 4370),
+            ("g@h",),
+            "junk",
+            ("ok@h", "h:6"),
+        ],
+        0.0,
+    )
+    assert m.addresses == {"ok@h": "h:6"}
+
+
+def test_the_address_book_is_bounded_and_gives_up_what_never_answered_first() -> None:
+    m = core(max_known_nodes=3, connect_all=False)
+    connected = FakePeer(B)
+    m.up(connected, B, "h:2", None)  # answered, connected
+    m.learn([("x@h", "h:10"), ("y@h", "h:11")], 0.0)
+    m.learn([("z@h", "h:12")], 0.0)  # full: the oldest that never answered goes
+    assert list(m.addresses) == [B, "y@h", "z@h"] and "h:10" not in m.names
+    m.down(B, connected, "connection_closed")
+    for i in range(10):
+        m.learn([(f"n{i}@h", f"h:{20 + i}")], 0.0)
+    assert len(m.addresses) == 3 and B in m.addresses  # it answered once: kept longest
+
+
+def test_an_address_learned_from_gossip_that_never_answers_is_forgotten() -> None:
+    m = core()
+    m.learn([("x@h", "h:10"), (B, "h:2")], 0.0)
+    dials = {d.name: d for d in m.take() if isinstance(d, Dial)}
+    m.dial_ended("x@h", "h:10", dials["x@h"].handshake, "x@h", "failed", answered=False)
+    assert "x@h" not in m.addresses and "h:10" not in m.names
+    peer = FakePeer(B)
+    m.up(peer, B, "h:2", dials[B].handshake)
+    m.down(B, peer, "connection_closed")
+    m.request(B, "h:2")
+    [dial] = [d for d in m.take() if isinstance(d, Dial)]
+    m.dial_ended(B, "h:2", dial.handshake, B, "failed", answered=False)
+    assert m.addresses[B] == "h:2"  # it answered before: a node that is down, kept
+
+
+def test_background_dials_are_rate_limited_and_capped() -> None:
+    m = core(dial_rate=2.0, dial_burst=3, max_dials=4)
+    m.learn([(f"n{i}@h", f"h:{10 + i}") for i in range(20)], 0.0)
+    dials = [d for d in m.take() if isinstance(d, Dial)]
+    assert len(dials) == 3 and m.background == 3 and len(m.pending) == 17
+    assert m.next_pump(0.0) == pytest.approx(0.5)
+    m.pump(0.5)
+    assert len(m.take()) == 1 and m.background == 4
+    assert m.next_pump(10.0) is None  # four under way: wait for one to end
+    m.dial_ended(dials[0].name, dials[0].address, dials[0].handshake, None, "failed")
+    assert m.wake and m.background == 3
+    m.pump(10.0)
+    assert len([d for d in m.take() if isinstance(d, Dial)]) == 1
+    # explicit connections are never held back
+    m.remember("c@h", "h:3")
+    assert m.ask("c@h")
+    assert [type(e) for e in m.take()] == [Dial]
+
+
+def test_blind_background_dials_are_limited_too() -> None:
+    m = core(dial_rate=1.0, dial_burst=1, max_dials=8)
+    m.dial_soon("h:30", 0.0)
+    m.dial_soon("h:31", 0.0)
+    m.dial_soon("h:31", 0.0)
+    assert [d.address for d in m.take()] == ["h:30"] and list(m.pending_blind) == ["h:31"]
+    m.pump(1.0)
+    assert [d.address for d in m.take()] == ["h:31"] and m.dialing == {"h:30", "h:31"}
+    m.blind_dial_ended("h:30")
+    m.blind_dial_ended("h:31")
+    assert m.background == 0 and m.dialing == set()

@@ -201,6 +201,31 @@ async def test_sigstop_shorter_than_the_ticktime_takes_no_node_down(tmp_path: Pa
         assert "declaring it down" not in n1.stderr.read_text()
 
 
+@pytest.mark.timeout(90)
+async def test_out_of_file_descriptors_a_node_still_lets_real_nodes_in(tmp_path: Path) -> None:
+    """n1 may open 48 file descriptors; 150 sockets that never authenticate
+    exhaust them. Nodes that do authenticate still get in (the oldest idle
+    socket is dropped to make room), and the log holds a line, not hundreds."""
+    async with node_processes(tmp_path) as start:
+        n1 = await start("n1@127.0.0.1", env={"BEAMLET_TEST_NOFILE": "48"})
+        host, _, port = n1.address.rpartition(":")
+        hostile = []
+        try:
+            for _ in range(150):
+                hostile.append(await trio.open_tcp_stream(host, int(port)))
+            for i in range(3):
+                async with open_node(f"c{i}@127.0.0.1", cookie=COOKIE) as client:
+                    with trio.fail_after(10):
+                        assert await client.run(connect, n1.address)
+                await n1.expect(lambda e, i=i: e == {"event": "nodeup", "node": f"c{i}@127.0.0.1"})
+        finally:
+            for stream in hostile:
+                await stream.aclose()
+        log = n1.stderr.read_text()
+        crowded = [line for line in log.splitlines() if "open files" in line]
+        assert 1 <= len(crowded) <= 3, crowded[:10]
+
+
 # -- TLS -------------------------------------------------------------------------------------
 
 
