@@ -22,15 +22,16 @@ from typing import Any, Literal
 
 import attrs
 
-from ._context import current_process
+from ._context import _process, current_node, current_process
 from ._ids import Pid
 from ._registry_state import (
+    REGISTRIES,
     RegistryServer,
     registry_state,
     state as _state,
     unique_table as _unique_table,
 )
-from ._registry_table import unhashable_key
+from ._registry_table import Table, unhashable_key
 
 __all__ = ["Registry", "Via"]
 
@@ -401,7 +402,13 @@ class Registry:
             TypeError: ``key`` is unhashable.
             UnknownRegistryError: the registry is not running.
         """
-        return _state(registry).table.lookup(key)
+        proc = _process.get()  # ``_state``, inline: the hot path
+        try:
+            node = proc.node if proc is not None else current_node()
+            table: Table = node._vars[REGISTRIES][registry].value.table
+        except (KeyError, TypeError):
+            table = _state(registry).table  # raises the error that fits
+        return table.lookup(key)
 
     @staticmethod
     def dispatch(registry: str, key: Hashable, fn: Callable[[list[tuple[Pid, Any]]], Any]) -> None:
@@ -417,7 +424,13 @@ class Registry:
                 ``fn`` is an async function.
             UnknownRegistryError: the registry is not running.
         """
-        entries = _state(registry).table.lookup(key)
+        proc = _process.get()  # ``_state``, inline: the hot path
+        try:
+            node = proc.node if proc is not None else current_node()
+            table: Table = node._vars[REGISTRIES][registry].value.table
+        except (KeyError, TypeError):
+            table = _state(registry).table  # raises the error that fits
+        entries = table.lookup(key)
         if not callable(fn):
             raise TypeError(f"dispatch() needs a function of the entries, not {fn!r}")
         if entries:
