@@ -105,7 +105,10 @@ async def start_distribution(
     The node listens on the host of its name (``a@127.0.0.1`` is reachable
     from this machine only) and ``port`` (0 picks a free port; see
     ``listen_address()``). Listening on a non-loopback host without TLS needs
-    ``insecure=True``.
+    ``insecure=True``. The node's system services (the rpc server, the
+    ``"default"`` pg scope and discovery) start under the kernel supervisor,
+    registered as ``"beamlet_kernel_sup"``, which restarts any of them that
+    exits (see docs/distribution.md, "The kernel").
 
     Args:
         name: ``"name@host"``.
@@ -178,7 +181,6 @@ async def start_distribution(
         max_frame_size=max_frame_size,
         busy_limit=busy_limit,
         seed_interval=seed_interval,
-        discovery=tuple(discovery),
         connect_all=connect_all,
         hidden=hidden,
         auto_connect=auto_connect,
@@ -198,7 +200,9 @@ async def start_distribution(
         if isinstance(exc, BaseExceptionGroup):
             raise_single(exc)
         raise
-    await _start_services(node)
+    from ._kernel import start_kernel
+
+    await start_kernel(node, tuple(discovery))
     return dist
 
 
@@ -216,14 +220,6 @@ def _check_seeds(seeds: Any) -> None:
 
 def _is_loopback(host: str) -> bool:
     return host in ("localhost", "::1", "[::1]") or host.startswith("127.")
-
-
-async def _start_services(node: Node) -> None:
-    from . import pg
-    from ._rpc import start_rpc_server
-
-    await start_rpc_server(node)
-    await node.run(pg.start_scope)
 
 
 def default_node_name() -> str:

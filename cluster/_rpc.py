@@ -13,9 +13,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from beamlet.actors import CallExitError, From, GenServer, NoReply, Pid, call, reply, spawn
-from beamlet.actors.lowlevel import Node, check_async, current_process
+from beamlet.actors.lowlevel import check_async, current_process
 
-__all__ = ["RPC_SERVER", "RpcError", "export", "exported", "rpc", "spawn_on", "start_rpc_server"]
+__all__ = ["RPC_SERVER", "RpcError", "child_spec", "export", "exported", "rpc", "spawn_on"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -111,13 +111,9 @@ class _RpcServer(GenServer):
         return ("error", ("bad_request", kind))
 
 
-async def start_rpc_server(node: Node) -> None:
-    """Start the node's rpc server (``start_distribution`` does)."""
-    await node.run(_start_server)
-
-
-async def _start_server() -> None:
-    await _RpcServer.start(name=RPC_SERVER)
+def child_spec() -> dict[str, Any]:
+    """The child spec of the node's rpc server (the kernel supervisor runs it)."""
+    return _RpcServer.child_spec(id="rpc", name=RPC_SERVER)
 
 
 async def _request(node: str, request: tuple[Any, ...], timeout: float | None) -> Any:

@@ -16,6 +16,9 @@ from stdin:
 - ``{"cmd": "join", "group": G}``: start a process that joins pg group G;
 - ``{"cmd": "watch_group", "group": G}``: report the group's changes;
 - ``{"cmd": "quit"}``: stop the node.
+
+Its ``ctl`` GenServer answers ``("whereis", name)`` and ``("members", group)``
+calls from other nodes.
 """
 
 from __future__ import annotations
@@ -60,6 +63,8 @@ class Control(GenServer):
     async def handle_call(self, request: Any, caller: Any) -> Any:
         if request[0] == "whereis":
             return whereis(request[1])
+        if request[0] == "members":
+            return pg.members(request[1])
         return None
 
 

@@ -24,8 +24,17 @@ from typing import Any
 import pytest
 import trio
 import trustme
-from beamlet.actors import receive, self_pid, send
-from beamlet.cluster import TLSConfig, connect, listen_address, nodes, open_node
+from beamlet.actors import Pid, call, receive, self_pid, send, send_exit, spawn
+from beamlet.cluster import (
+    RpcError,
+    TLSConfig,
+    connect,
+    listen_address,
+    nodes,
+    open_node,
+    pg,
+    rpc,
+)
 
 NODE_MAIN = Path(__file__).with_name("node_main.py")
 COOKIE = "real-cluster-cookie-0123456789abcdef"
@@ -224,6 +233,57 @@ async def test_out_of_file_descriptors_a_node_still_lets_real_nodes_in(tmp_path:
         log = n1.stderr.read_text()
         crowded = [line for line in log.splitlines() if "open files" in line]
         assert 1 <= len(crowded) <= 3, crowded[:10]
+
+
+@pytest.mark.timeout(60)
+async def test_system_services_of_an_os_process_node_come_back_after_a_kill(
+    tmp_path: Path,
+) -> None:
+    async with node_processes(tmp_path) as start:
+        other = await start("k1@127.0.0.1")
+        target = other.name
+
+        async def until_new(name: str, old: Pid) -> Pid:
+            while True:
+                pid = await call(("ctl", target), ("whereis", name))
+                if pid is not None and pid != old:
+                    return pid  # type: ignore[no-any-return]
+                await trio.sleep(0.02)
+
+        async def until_members(expected: list[Pid]) -> None:
+            while True:
+                if await call(("ctl", target), ("members", "g")) == expected:
+                    return
+                await trio.sleep(0.02)
+
+        async def member() -> None:
+            await pg.join("g")
+            await trio.sleep_forever()
+
+        async def body() -> None:
+            assert await connect(other.address)
+            # rpc: killed by a remote exit signal, restarted, serving again
+            old = await call(("ctl", target), ("whereis", "beamlet_rpc"))
+            send_exit(old, "kill")
+            await until_new("beamlet_rpc", old)
+            with pytest.raises(RpcError) as info:
+                await rpc(target, "not.exported")
+            assert info.value.reason == ("not_exported", "not.exported")
+
+            # pg: the restarted scope learns this node's member again
+            mine = spawn(member)
+            await until_members([mine])
+            old = await call(("ctl", target), ("whereis", "beamlet_pg_default"))
+            send_exit(old, "kill")
+            await until_new("beamlet_pg_default", old)
+            await until_members([mine])
+
+        with trio.fail_after(30):
+            async with open_node("t@127.0.0.1", cookie=COOKIE) as node:
+                await node.run(body)
+        await other.command(cmd="quit")
+        with trio.fail_after(10):
+            assert await other.process.wait() == 0
 
 
 # -- TLS -------------------------------------------------------------------------------------
