@@ -203,9 +203,12 @@ class TwoNodes(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.cores = {A: core(A), B: core(B)}
+        # Tight bounds on background dials, so that some wait for ``pump``.
+        limits = {"dial_rate": 1.0, "dial_burst": 2, "max_dials": 1}
+        self.cores = {A: core(A, **limits), B: core(B, **limits)}
         for m in self.cores.values():
             m.closed = False
+        self.now = 0.0
         self.attempts: list[Attempt] = []
         self.announced: dict[str, list[str]] = {A: [], B: []}  # Up/Down, as seen by each
         self.faults = 0  # faults since the last request
@@ -435,14 +438,22 @@ class TwoNodes(RuleBasedStateMachine):
         elif how == "request":
             m.request(target, ADDRESS[target], queue=False)
         elif how == "dial_soon":
-            m.dial_soon(ADDRESS[target], 0.0)
+            m.dial_soon(ADDRESS[target], self.now)
         elif how == "watch":
             if target not in m.peers:
                 m.watch(target)
         else:
-            m.learn([(target, ADDRESS[target])], 0.0)
+            m.learn([(target, ADDRESS[target])], self.now)
         self.apply(node)
         self.wanted = True
+
+    @rule(seconds=st.sampled_from([0.1, 0.5, 2.0]))
+    def later(self, seconds: float) -> None:
+        """Time passes: the dialer starts what the limits held back (``pump``)."""
+        self.now += seconds
+        for node, m in self.cores.items():
+            m.pump(self.now)
+            self.apply(node)
 
     @precondition(lambda self: bool(self.steps()))
     @rule(data=st.data())
@@ -498,6 +509,9 @@ class TwoNodes(RuleBasedStateMachine):
             if enabled:
                 self.step(*enabled[0])
                 continue
+            if any(m.next_pump(self.now) is not None for m in self.cores.values()):
+                self.later(10.0)
+                continue
             waiting = [a for a in self.attempts if a.state_x == "wait"]
             if not waiting:
                 break
@@ -511,6 +525,8 @@ class TwoNodes(RuleBasedStateMachine):
             assert m.handshakes == {} and m.hellos == {}, "a stuck handshake"
             assert m.waiting == {}, "signals left waiting for ever"
             assert m.dialing == set()
+            assert m.background == 0, "a background dial counted for ever"
+            assert not m.pending and not m.pending_blind, "a held-back dial never started"
         # At most one connection per pair, the same on both sides.
         live = [x for x in self.attempts if x.state_x == "live" or x.state_y == "live"]
         assert len(live) <= 1, "two connections between the same nodes"
