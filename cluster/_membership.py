@@ -416,9 +416,10 @@ class Membership(Generic[P]):
                     self.closed
                     or name in self.peers
                     or name in self.handshakes
+                    or name in self.barred
                     or self.addresses.get(name) != address
                 ):
-                    continue  # no longer wanted
+                    continue  # no longer wanted, or no longer allowed
                 self.request(name, address, queue=False, background=True)
             else:
                 address = next(iter(self.pending_blind))

@@ -620,6 +620,18 @@ def test_background_dials_are_rate_limited_and_capped() -> None:
     assert [type(e) for e in m.take()] == [Dial]
 
 
+def test_a_held_back_dial_to_a_node_barred_meanwhile_is_not_started() -> None:
+    m = core(auto_connect="once", dial_rate=1.0, dial_burst=1)
+    peer = FakePeer(B)
+    m.learn([("c@h", "h:3"), (B, "h:2")], 0.0)  # B waits for a token
+    assert B in m.pending
+    m.up(peer, B, "h:2", None)  # B connected by itself, then went down: barred
+    m.down(B, peer, "connection_closed")
+    m.take()
+    m.pump(5.0)
+    assert m.take() == [] and not m.pending
+
+
 def test_blind_background_dials_are_limited_too() -> None:
     m = core(dial_rate=1.0, dial_burst=1, max_dials=8)
     m.dial_soon("h:30", 0.0)
