@@ -7,6 +7,7 @@ current node for code that runs outside any process.
 
 from __future__ import annotations
 
+import sys
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
@@ -35,8 +36,29 @@ def current_process() -> Process:
     """
     proc = _process.get()
     if proc is None:
-        raise NotInProcessError("this must be called from inside a beamlet process")
+        raise NotInProcessError(
+            f"{_caller()} must be called from inside a beamlet process "
+            "(a function started with spawn, node.run or run)"
+        )
     return proc
+
+
+def _caller() -> str:
+    """The public beamlet function that needed a process or a node, for the error message.
+
+    The outermost beamlet function, below the user's code, whose name is public.
+    """
+    try:
+        frame = sys._getframe(1)  # current_process or current_node
+    except (AttributeError, ValueError):  # not CPython
+        return "this"
+    name = frame.f_code.co_name
+    up = frame.f_back
+    while up is not None and str(up.f_globals.get("__name__", "")).startswith("beamlet."):
+        if not up.f_code.co_name.startswith("_"):
+            name = up.f_code.co_name
+        up = up.f_back
+    return f"{name}()"
 
 
 def current_node_or_none() -> Node | None:
@@ -56,6 +78,7 @@ def current_node() -> Node:
     node = current_node_or_none()
     if node is None:
         raise NotInProcessError(
-            "no beamlet node here: call this from a process, or inside `async with open_node()`"
+            f"{_caller()} needs a beamlet node, and there is none here: call it from a "
+            "process, or inside `async with open_node()`"
         )
     return node

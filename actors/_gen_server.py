@@ -398,7 +398,7 @@ class GenServer:
             raise NotInProcessError("start_link() needs a calling process to link to")
         node = caller.node if caller is not None else current_node()
         if name is not None and name in node._names:
-            raise StartError(("already_started", node._names[name].pid))
+            raise StartError(("already_started", node._names[name].pid), cls.__qualname__, name)
         starting = _Starting()
         parent = caller.pid if (link and caller is not None) else None
         try:
@@ -410,7 +410,7 @@ class GenServer:
             )
         except NameTakenError as exc:
             holder = exc.pid if isinstance(exc, AlreadyRegisteredError) else node.whereis(name)  # type: ignore[arg-type]
-            raise StartError(("already_started", holder)) from None
+            raise StartError(("already_started", holder), cls.__qualname__, name) from None
         try:
             if timeout is None:
                 await starting.done.wait()
@@ -427,8 +427,8 @@ class GenServer:
             return None
         if kind == "pending":
             _abandon(caller, proc)
-            raise StartError("timeout")
-        raise StartError(value)
+            raise StartError("timeout", cls.__qualname__, name)
+        raise StartError(value, cls.__qualname__, name)
 
 
 def _abandon(caller: Process | None, proc: Process) -> None:
@@ -587,9 +587,9 @@ async def call(
     node = proc.node
     target = node.resolve(server)
     if target is None:
-        raise CallExitError("noproc")
+        raise CallExitError("noproc", server)
     if target is proc.pid or target == proc.pid:
-        raise CallExitError("calling_self")
+        raise CallExitError("calling_self", server)
     mailbox = proc.mailbox
     start = len(mailbox) if mailbox else 0
     ref = node.make_ref()
@@ -630,7 +630,7 @@ async def call(
     reason = msg.reason
     if reason == "noconnection":
         reason = ("nodedown", target.node if isinstance(target, Pid) else target[1])
-    raise CallExitError(reason)
+    raise CallExitError(reason, server)
 
 
 def cast(server: Pid | str | tuple[str, str] | Via, request: Any) -> None:
@@ -673,9 +673,9 @@ async def stop(
     node = proc.node
     target = node.resolve(server)
     if target is None:
-        raise CallExitError("noproc")
+        raise CallExitError("noproc", server, action="stop of")
     if target == proc.pid:
-        raise CallExitError("calling_self")
+        raise CallExitError("calling_self", server, action="stop of")
     start = len(proc.mailbox) if proc.mailbox else 0
     ref = node.monitor(proc, target)
     node.send(proc.pid, target, StopRequest(reason))
@@ -691,4 +691,4 @@ async def stop(
     exit_reason = down.reason
     if exit_reason == "noconnection":
         exit_reason = ("nodedown", target.node if isinstance(target, Pid) else target[1])
-    raise CallExitError(exit_reason)
+    raise CallExitError(exit_reason, server, action="stop of")

@@ -19,7 +19,7 @@ from typing import Any
 import trio
 
 from ._context import current_process
-from ._errors import ReceiveTimeoutError
+from ._errors import ReceiveTimeoutError, describe_reason
 from ._ids import Pid, Ref
 from ._messages import Down, ExitSignal
 from ._node import check_async
@@ -44,13 +44,22 @@ class TaskTimeoutError(trio.TooSlowError):
 class TaskExitError(Exception):
     """The task exited without a result.
 
+    The message says which task and why, e.g. ``task <nonode@nohost.7>
+    exited without a result: it crashed with ValueError: boom``.
+
     Attributes:
         reason: the task's exit reason.
+        pid: the task's pid, or None if not known.
     """
 
-    def __init__(self, reason: Any) -> None:
-        super().__init__(reason)
+    def __init__(self, reason: Any, pid: Pid | None = None) -> None:
+        which = f"task {pid!r}" if pid is not None else "the task"
+        message = f"{which} exited without a result: it {describe_reason(reason)}"
+        if not isinstance(reason, BaseException):
+            message += f" (reason: {reason!r})"
+        super().__init__(message)
         self.reason = reason
+        self.pid = pid
 
 
 async def _run_task(
@@ -98,7 +107,7 @@ class Task:
         if type(msg) is Reply:
             proc.node.demonitor(proc, self.ref, flush=True)
             return msg.value
-        raise TaskExitError(msg.reason)
+        raise TaskExitError(msg.reason, self.pid)
 
     async def join(self, timeout: float | None = 5.0) -> Any:
         """Wait for the task's result.

@@ -16,7 +16,8 @@ See docs/lowlevel.md ("Building a library on beamlet").
 - The GenServer protocol's envelopes, for codecs: ``Call``, ``Cast``, ``StopRequest``.
 - The router interface: ``Router``, ``LocalRouter``, ``install_router``.
 - Shared checks: ``check_async``, ``check_number``, ``check_timeout``,
-  ``is_clean_exit``; ``raise_single``, to raise a lone failure out of a
+  ``is_clean_exit``; ``describe_reason``, to say in an error message how a
+  process ended; ``raise_single``, to raise a lone failure out of a
   nursery's exception group as itself at a public boundary; and ``fixup_module_metadata`` for packages' ``__init__``.
 """
 
@@ -26,6 +27,7 @@ from ._context import (
     current_process as current_process,
     current_process_or_none as current_process_or_none,
 )
+from ._errors import describe_reason as describe_reason
 from ._gen_server import Call as Call, Cast as Cast, StopRequest as StopRequest
 from ._hooks import (
     ExitHook as ExitHook,

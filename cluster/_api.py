@@ -75,7 +75,10 @@ def distribution(node: Node | None = None) -> Distribution:
     node = node if node is not None else current_node()
     router = node.router
     if not isinstance(router, Distribution):
-        raise NotDistributedError(f"node {node.name} is not distributed")
+        raise NotDistributedError(
+            f"node {node.name} is not distributed: start it with beamlet.cluster.run or "
+            "open_node, or call start_distribution(name) first"
+        )
     return router
 
 

@@ -13,7 +13,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from beamlet.actors import CallExitError, From, GenServer, NoReply, Pid, call, reply, spawn
-from beamlet.actors.lowlevel import check_async, current_process
+from beamlet.actors.lowlevel import check_async, current_process, describe_reason
+
+from ._registry import RemoteError
 
 __all__ = ["RPC_SERVER", "RpcError", "child_spec", "export", "exported", "rpc", "spawn_on"]
 
@@ -117,19 +119,31 @@ def child_spec() -> dict[str, Any]:
 
 
 async def _request(node: str, request: tuple[Any, ...], timeout: float | None) -> Any:
+    kind, name = request[0], request[1]
+    what = f"{'rpc' if kind == 'call' else 'spawn_on'} of {name!r} on {node}"
     try:
         answer = await call((RPC_SERVER, node), request, timeout)
     except CallExitError as exc:
         reason = exc.reason
         if reason == "noproc":
             reason = ("nodedown", node)
-        raise RpcError(reason, f"rpc to {node} failed: {reason!r}") from None
+        if type(reason) is tuple and len(reason) == 2 and reason[0] == "nodedown":
+            why = f"node {node} is down, unreachable or not distributed"
+        else:
+            why = f"its rpc server {describe_reason(reason)}"
+        raise RpcError(reason, f"{what} failed: {why} (reason: {reason!r})") from None
     status, value = answer
     if status == "ok":
         return value
     if status == "exception":
-        raise RpcError(("exception", value), f"the function raised on {node}: {value!r}")
-    raise RpcError(value, f"{node} refused the request: {value!r}")
+        shown = str(value) if type(value) is RemoteError else f"{type(value).__name__}: {value}"
+        raise RpcError(("exception", value), f"{what} failed: the function raised {shown}")
+    tag = value[0] if type(value) is tuple and value else value
+    why = {
+        "not_exported": f"no function is exported as {name!r} there (see export())",
+        "not_async": f"{name!r} is not an async function, so it cannot run as a process",
+    }.get(tag, "the node refused the request")
+    raise RpcError(value, f"{what} failed: {why} (reason: {value!r})")
 
 
 async def rpc(node: str, name: str, *args: Any, timeout: float | None = 5.0) -> Any:

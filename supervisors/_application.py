@@ -65,7 +65,7 @@ from beamlet.actors import (
     trap_exits,
     unlink,
 )
-from beamlet.actors.lowlevel import check_number, current_node
+from beamlet.actors.lowlevel import check_number, current_node, describe_reason
 
 from ._plan import Strategy
 from ._spec import ChildLike, ChildSpec, specs_of
@@ -88,13 +88,29 @@ DEFAULT_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 class ApplicationError(RuntimeError):
     """The supervision tree failed to start, or its root supervisor exited on its own.
 
+    The message says which and why, e.g. ``the application failed to start:
+    cannot start the supervision tree: its child 'db' failed to start: init
+    raised ConnectionRefusedError: ...``.
+
     Attributes:
         reason: the start failure (a ``StartError`` reason) or the root's exit reason.
+        started: False if the tree failed to start, True if it ran and then
+            its root exited.
     """
 
-    def __init__(self, reason: Any) -> None:
-        super().__init__(reason)
+    def __init__(self, reason: Any, started: bool = True) -> None:
+        if started:
+            message = f"the application's root supervisor {describe_reason(reason)}"
+            if reason == "shutdown":
+                message += " (its children failed more often than max_restarts in max_seconds)"
+            message += f" (reason: {reason!r})"
+        else:
+            message = "the application failed to start: " + str(
+                StartError(reason, "the supervision tree")
+            )
+        super().__init__(message)
         self.reason = reason
+        self.started = started
 
 
 class ForcedShutdownError(Exception):
@@ -213,7 +229,7 @@ async def serve(
     if kind == "forced":
         raise ForcedShutdownError(value)
     if kind != "stopped":
-        raise ApplicationError(value)
+        raise ApplicationError(value, started=kind != "failed")
 
 
 async def _forward(incoming: AsyncIterator[int], app: Pid) -> None:

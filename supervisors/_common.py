@@ -9,6 +9,7 @@ from typing import Any, Literal, TypeAlias
 import attrs
 import trio
 from beamlet.actors import CallExitError, Exit, Pid, StartError, call
+from beamlet.actors.lowlevel import describe_reason
 
 from ._spec import ChildType
 
@@ -37,16 +38,65 @@ StartResult: TypeAlias = Pid | tuple[Pid, Any] | None
 class SupervisorError(RuntimeError):
     """A supervisor refused an operation, or could not be reached.
 
+    The message says which operation on which supervisor failed and why, e.g.
+    ``terminate_child('db') on supervisor 'app' failed: it has no child with
+    this id (reason: 'not_found')``.
+
     Attributes:
         reason: ``"not_found"``, ``"running"``, ``"restarting"``,
             ``"already_present"``, ``("already_started", pid)``,
             ``"max_children"``; or, when the call itself failed,
             ``"noproc"`` (no such supervisor) or the supervisor's exit reason.
+        supervisor: the supervisor as the caller named it, or None.
+        request: the operation and its arguments, e.g. ``("terminate_child", "db")``, or None.
     """
 
-    def __init__(self, reason: Any) -> None:
-        super().__init__(reason)
+    def __init__(
+        self, reason: Any, supervisor: Any = None, request: tuple[Any, ...] | None = None
+    ) -> None:
+        super().__init__(_supervisor_message(reason, supervisor, request))
         self.reason = reason
+        self.supervisor = supervisor
+        self.request = request
+
+
+_REFUSALS = {
+    "not_found": "it has no child with this id",
+    "running": "the child is running (terminate it first)",
+    "restarting": "the child is being restarted",
+    "already_present": (
+        "a stopped child with this id is present (restart_child or delete_child it)"
+    ),
+    "max_children": "it already runs max_children children",
+}
+
+
+def _show(value: Any) -> str:
+    """A child id in a message: a class (the default id of a GenServer) by its name."""
+    return value.__qualname__ if isinstance(value, type) else repr(value)
+
+
+def _supervisor_message(reason: Any, supervisor: Any, request: tuple[Any, ...] | None) -> str:
+    if request:
+        op, *args = request
+        shown = [_show(getattr(a, "id", a)) for a in args]  # a ChildSpec by its id
+        what = f"{op}({', '.join(shown)})"
+    else:
+        what = "the request"
+    where = f" on supervisor {supervisor!r}" if supervisor is not None else ""
+    if type(reason) is str and reason in _REFUSALS:
+        why = _REFUSALS[reason]
+    elif type(reason) is tuple and len(reason) == 2 and reason[0] == "already_started":
+        why = f"a child with this id is already running as {reason[1]!r}"
+    elif reason == "noproc":
+        why = (
+            f"no process is registered as {supervisor!r}"
+            if type(supervisor) is str
+            else "the supervisor does not exist"
+        )
+    else:
+        why = f"the supervisor {describe_reason(reason)}"
+    return f"{what}{where} failed: {why} (reason: {reason!r})"
 
 
 @attrs.frozen
@@ -117,12 +167,13 @@ async def call_supervisor(sup: SupRef, request: tuple[Any, ...]) -> Any:
     try:
         result = await call(sup, request, timeout=None)
     except CallExitError as exc:
-        raise SupervisorError(exc.reason) from exc
+        raise SupervisorError(exc.reason, sup, request) from None
     kind = type(result)
     if kind is Refused:
-        raise SupervisorError(result.reason)
+        raise SupervisorError(result.reason, sup, request)
     if kind is StartFailed:
-        raise StartError(result.reason)
+        child = getattr(request[1], "id", request[1]) if len(request) > 1 else None
+        raise StartError(result.reason, f"child {_show(child)} of supervisor {sup!r}")
     return result
 
 

@@ -54,7 +54,17 @@ from typing import Any
 
 import attrs
 import trio
-from beamlet.actors import ExitSignal, GenServer, Pid, Stop, self_pid, send, stop, trap_exits
+from beamlet.actors import (
+    ExitSignal,
+    GenServer,
+    Pid,
+    StartError,
+    Stop,
+    self_pid,
+    send,
+    stop,
+    trap_exits,
+)
 from beamlet.actors.lowlevel import check_number, is_clean_exit
 
 from ._common import (
@@ -253,7 +263,10 @@ class DynamicSupervisor:
             StartError: the name is taken (``("already_started", pid)``).
         """
         args = _check_options(max_children, max_restarts, max_seconds, extra_arguments)
-        pid = await _Server.start_link(*args, name, name=name)
+        try:
+            pid = await _Server.start_link(*args, name, name=name)
+        except StartError as exc:  # name the supervisor, not its server class
+            raise StartError(exc.reason, "DynamicSupervisor", name) from None
         assert pid is not None
         return pid
 

@@ -227,7 +227,11 @@ class SpawnLink:
         try:
             return spawn_link(self.fn, *args, name=self.name)
         except NameTakenError:
-            raise StartError(("already_started", whereis(self.name or ""))) from None
+            raise StartError(
+                ("already_started", whereis(self.name or "")),
+                getattr(self.fn, "__qualname__", repr(self.fn)),
+                self.name,
+            ) from None
 
 
 def worker(

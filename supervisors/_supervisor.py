@@ -111,6 +111,7 @@ from beamlet.actors import (
     GenServer,
     Ignore,
     Pid,
+    StartError,
     Stop,
     self_pid,
     send,
@@ -462,7 +463,10 @@ class Supervisor:
 
     @classmethod
     async def _start(cls, init_args: tuple[Any, ...], name: str | None) -> Pid | None:
-        return await _Server.start_link(cls, init_args, name, name=name)
+        try:
+            return await _Server.start_link(cls, init_args, name, name=name)
+        except StartError as exc:  # name the supervisor, not its server class
+            raise StartError(exc.reason, cls.__qualname__, name) from None
 
     @overload
     @classmethod

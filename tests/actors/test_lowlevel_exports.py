@@ -28,6 +28,7 @@ PUBLIC = {
     "current_node_or_none",
     "current_process",
     "current_process_or_none",
+    "describe_reason",
     "fixup_module_metadata",
     "install_router",
     "is_clean_exit",
