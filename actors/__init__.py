@@ -44,6 +44,7 @@ from ._gen_server import (
     From as From,
     GenServer as GenServer,
     Ignore as Ignore,
+    IgnoreType as IgnoreType,
     NoReply as NoReply,
     Stop as Stop,
     call as call,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol, final, overload
 
 import attrs
 import trio
@@ -38,6 +38,7 @@ __all__ = [
     "From",
     "GenServer",
     "Ignore",
+    "IgnoreType",
     "NoReply",
     "Stop",
     "StopRequest",
@@ -142,17 +143,35 @@ class Stop:
     reply: Any = _MISSING
 
 
-class _IgnoreType:
-    """Return ``Ignore`` from ``init`` to not start: ``start`` returns None."""
+@final
+class IgnoreType:
+    """The type of ``Ignore``, for annotations: ``async def init(self) -> IgnoreType | None``.
+
+    A server whose ``init`` may return ``Ignore`` says so in its return type;
+    then ``start``/``start_link`` are typed ``Pid | None``. For any other
+    ``init`` they are typed ``Pid``.
+    """
 
     __slots__ = ()
+    _instance: ClassVar[IgnoreType | None] = None
+
+    def __new__(cls) -> IgnoreType:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
 
     def __repr__(self) -> str:
         return "Ignore"
 
 
 #: Return value of ``init``: do not start; ``start`` returns ``None``.
-Ignore: Any = _IgnoreType()
+Ignore: Final[IgnoreType] = IgnoreType()
+
+
+class _NeverIgnores(Protocol):
+    """A GenServer class whose ``init`` cannot return ``Ignore`` (for typing ``start``)."""
+
+    async def init(self, *args: Any, **kwargs: Any) -> NoReply | type[NoReply] | Stop | None: ...
 
 
 class _Starting:
@@ -310,6 +329,21 @@ class GenServer:
 
     # -- starting ----------------------------------------------------------------------
 
+    @overload
+    @classmethod
+    async def start(
+        cls: type[_NeverIgnores],
+        *args: Any,
+        name: str | Via | None = None,
+        timeout: float | None = None,
+    ) -> Pid: ...
+
+    @overload
+    @classmethod
+    async def start(
+        cls, *args: Any, name: str | Via | None = None, timeout: float | None = None
+    ) -> Pid | None: ...
+
     @classmethod
     async def start(
         cls, *args: Any, name: str | Via | None = None, timeout: float | None = None
@@ -323,7 +357,9 @@ class GenServer:
             timeout: seconds to wait for ``init``; then the server is killed.
 
         Returns:
-            The server's pid, or None if ``init`` returned ``Ignore``.
+            The server's pid, or None if ``init`` returned ``Ignore``. For type
+            checkers it is a ``Pid`` unless ``init``'s return type admits
+            ``IgnoreType`` (then ``Pid | None``).
 
         Raises:
             StartError: ``init`` raised or returned ``Stop``, timed out, or the
@@ -336,6 +372,21 @@ class GenServer:
         """
         return await cls._start(args, name, timeout, link=False)
 
+    @overload
+    @classmethod
+    async def start_link(
+        cls: type[_NeverIgnores],
+        *args: Any,
+        name: str | Via | None = None,
+        timeout: float | None = None,
+    ) -> Pid: ...
+
+    @overload
+    @classmethod
+    async def start_link(
+        cls, *args: Any, name: str | Via | None = None, timeout: float | None = None
+    ) -> Pid | None: ...
+
     @classmethod
     async def start_link(
         cls, *args: Any, name: str | Via | None = None, timeout: float | None = None
@@ -345,6 +396,11 @@ class GenServer:
         As in Erlang, if ``init`` fails with a reason other than ``"normal"``,
         the exit signal also reaches the caller, which dies with it unless it
         traps exits.
+
+        Returns:
+            As ``start``: the pid (typed ``Pid``), or None if ``init`` returned
+            ``Ignore`` (typed ``Pid | None`` when ``init``'s return type admits
+            ``IgnoreType``).
 
         Raises:
             StartError: as for ``start``.

@@ -102,7 +102,7 @@ runs out).
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
-from typing import Any, cast, overload
+from typing import Any, Protocol, cast, overload
 
 import attrs
 import trio
@@ -434,6 +434,12 @@ class _StartSupervisor:
         return await self.module._start(init_args, self.name)
 
 
+class _NeverIgnores(Protocol):
+    """A supervisor class whose ``init`` cannot return ``Ignore`` (for typing ``start_link``)."""
+
+    async def init(self, *args: Any, **kwargs: Any) -> SupervisorSpec: ...
+
+
 class Supervisor:
     __doc__ = __doc__  # the behaviour's documentation (the module docstring above)
 
@@ -481,6 +487,10 @@ class Supervisor:
 
     @overload
     @classmethod
+    async def start_link(cls: type[_NeverIgnores], *args: Any, name: str | None = None) -> Pid: ...
+
+    @overload
+    @classmethod
     async def start_link(cls, *args: Any, name: str | None = None) -> Pid | None: ...
 
     @classmethod
@@ -499,7 +509,9 @@ class Supervisor:
             name: register the supervisor under this name.
 
         Returns:
-            The supervisor's pid (``None`` if a subclass's ``init`` returned ``Ignore``).
+            The supervisor's pid (``None`` if a subclass's ``init`` returned
+            ``Ignore``). For type checkers it is a ``Pid``, unless a subclass's
+            ``init`` return type admits ``IgnoreType`` (then ``Pid | None``).
 
         Raises:
             TypeError / ValueError: invalid options or child specs (before
