@@ -30,6 +30,7 @@ from ._process import Process, Reply
 from ._util import check_timeout, is_clean_exit
 
 if TYPE_CHECKING:
+    from ._node import Node
     from ._registry import Via
 
 __all__ = [
@@ -246,7 +247,10 @@ class GenServer:
     ``"normal"``, ``"shutdown"`` and ``("shutdown", detail)`` are logged as errors.
 
     Timeouts: ``call`` waits 5 s by default (``CallTimeoutError``); a reply
-    that arrives later is dropped, never left in the caller's mailbox.
+    that arrives later is dropped, never left in the caller's mailbox. A
+    reply that cannot reach a caller on another node (the codec refuses the
+    value) is logged as an error and dropped: the caller times out, and the
+    server keeps serving.
     ``start`` waits for ``init`` forever unless given ``timeout=``.
 
     When not to use it: for code organisation (use a module), or for data many
@@ -555,11 +559,14 @@ async def _loop(server: GenServer, after: Any) -> None:
             elif isinstance(result, Stop):
                 await _terminate(server, result.reason)
                 if result.reply is not _MISSING:
-                    reply(msg.caller, result.reply)
+                    _send_reply(server, node, pid, msg.caller, result.reply)
                 _exit(server, result.reason)
             else:
                 caller = msg.caller
-                node.send(pid, caller.pid, Reply(caller.ref, result))
+                try:
+                    node.send(pid, caller.pid, Reply(caller.ref, result))
+                except (TypeError, ValueError) as exc:
+                    _unsendable_reply(server, caller, exc)
                 after = None
         elif kind is Cast:
             after = _check_noreply(await _callback(server, server.handle_cast, msg.request))
@@ -569,6 +576,28 @@ async def _loop(server: GenServer, after: Any) -> None:
             await _stop(server, msg.reason)
         else:
             after = _check_noreply(await _callback(server, server.handle_info, msg))
+
+
+def _send_reply(server: GenServer, node: Node, pid: Pid, caller: From, value: Any) -> None:
+    try:
+        node.send(pid, caller.pid, Reply(caller.ref, value))
+    except (TypeError, ValueError) as exc:
+        _unsendable_reply(server, caller, exc)
+
+
+def _unsendable_reply(server: GenServer, caller: From, exc: Exception) -> None:
+    """A reply that cannot reach a remote caller (the codec refused it) is logged
+    and dropped: the caller times out, and the server goes on serving."""
+    proc = current_process()
+    logger.error(
+        "%s %r%s cannot reply to %r: %s",
+        type(server).__name__,
+        proc.pid,
+        f" ({proc.name})" if proc.name else "",
+        caller.pid,
+        exc,
+        extra={"beamlet_pid": proc.pid, "beamlet_name": proc.name},
+    )
 
 
 def _check_noreply(result: Any) -> Any:

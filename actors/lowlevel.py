@@ -15,12 +15,15 @@ See docs/lowlevel.md ("Building a library on beamlet").
   processes started another way: ``adopt_task``.
 - The GenServer protocol's envelopes, for codecs: ``Call``, ``Cast``, ``StopRequest``.
 - The router interface: ``Router``, ``LocalRouter``, ``install_router``.
+- Bad input to long-lived processes: ``BadInputLog`` (rate-limited reports)
+  and ``short_repr`` (a ``repr`` that is short and never raises).
 - Shared checks: ``check_async``, ``check_number``, ``check_timeout``,
   ``is_clean_exit``; ``describe_reason``, to say in an error message how a
   process ended; ``raise_single``, to raise a lone failure out of a
   nursery's exception group as itself at a public boundary; and ``fixup_module_metadata`` for packages' ``__init__``.
 """
 
+from ._bad_input import BadInputLog as BadInputLog, short_repr as short_repr
 from ._context import (
     current_node as current_node,
     current_node_or_none as current_node_or_none,

@@ -14,6 +14,8 @@ from it.
 
 from __future__ import annotations
 
+from beamlet.actors.lowlevel import short_repr
+
 __all__ = [
     "DecodeError",
     "LocalProtocolError",
@@ -21,31 +23,6 @@ __all__ = [
     "RemoteProtocolError",
     "short_repr",
 ]
-
-#: How many characters of an untrusted value an error message may quote.
-_QUOTE_LIMIT = 80
-
-
-def short_repr(value: object, limit: int = _QUOTE_LIMIT) -> str:
-    """Return ``repr(value)`` cut to ``limit`` characters, for error messages.
-
-    Values received from the network may be large or hostile; messages quote
-    them through this function so that a log line stays short. It never raises.
-
-    Args:
-        value: any object.
-        limit: the maximum number of characters to return (at least 5).
-
-    Returns:
-        The repr, with ``...`` in place of whatever did not fit.
-    """
-    try:
-        text = repr(value)
-    except Exception:  # a hostile __repr__ must not break error reporting
-        text = f"<unrepresentable {type(value).__name__}>"
-    if len(text) > limit:
-        return text[: max(limit - 3, 2)] + "..."
-    return text
 
 
 class DecodeError(ValueError):

@@ -33,19 +33,21 @@ import trio
 from beamlet.actors import (
     Down,
     ExitSignal,
+    From,
     Pid,
     demonitor,
     monitor,
     receive,
+    reply,
     self_pid,
     send,
     spawn,
     trap_exits,
 )
-from beamlet.actors.lowlevel import Node, current_node
+from beamlet.actors.lowlevel import BadInputLog, Call, Node, current_node
 from beamlet.supervisors import ChildSpec, Supervisor, worker
 
-from ._system import BadInputLog
+from ._system import bad_request
 
 __all__ = [
     "DISCOVERY",
@@ -77,16 +79,22 @@ class _Started:
 
 
 async def _discovery(strategies: tuple[Any, ...]) -> None:
-    """Run every discovery strategy; take and drop any message sent here."""
+    """Run every discovery strategy. It expects no message: a call gets an error
+    reply, anything else is dropped (and logged, rate-limited)."""
     from ._api import distribution
 
     dist = distribution()
-    bad_input = BadInputLog(DISCOVERY)
+    bad_input = BadInputLog(DISCOVERY, logger)
     async with trio.open_nursery() as nursery:
         for strategy in strategies:
             nursery.start_soon(strategy.run, dist)
         while True:
-            bad_input.report("message", await receive(), "unexpected")
+            msg = await receive()
+            if type(msg) is Call and type(msg.caller) is From:
+                bad_input.report("call", msg.request)
+                reply(msg.caller, bad_request(msg.request))
+            else:
+                bad_input.report("message", msg, "unexpected")
 
 
 def kernel_children(discovery: tuple[Any, ...] = ()) -> list[ChildSpec]:
@@ -118,8 +126,7 @@ async def _kernel(parent: Pid, discovery: tuple[Any, ...]) -> None:
         if type(msg) is ExitSignal and msg.pid == sup:
             node = current_node()
             logger.critical(
-                "the kernel of %s exited (%r): its system services keep failing; "
-                "the node shuts down",
+                "the kernel of %s exited (%r): the node shuts down",
                 node.name,
                 msg.reason,
                 extra={"beamlet_reason": msg.reason},

@@ -9,15 +9,26 @@ the request carries a name that is looked up in the table of exports.
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from beamlet.actors import CallExitError, From, GenServer, NoReply, Pid, call, reply, spawn
-from beamlet.actors.lowlevel import check_async, current_process, describe_reason
+from beamlet.actors.lowlevel import (
+    BadInputLog,
+    check_async,
+    current_node,
+    current_process,
+    describe_reason,
+    short_repr,
+)
 
 from ._registry import RemoteError
+from ._system import bad_request
 
 __all__ = ["RPC_SERVER", "RpcError", "child_spec", "export", "exported", "rpc", "spawn_on"]
+
+logger = logging.getLogger("beamlet.cluster")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -87,30 +98,61 @@ async def _run_and_reply(caller: From, fn: Callable[..., Any], args: tuple[Any, 
         reply(caller, ("exception", exc))
 
 
+def _well_formed(request: Any) -> bool:
+    """Whether ``request`` is ``(kind, name, args, link_to)`` as the clients send it."""
+    if type(request) is not tuple or len(request) != 4:
+        return False
+    kind, name, args, link_to = request
+    return (
+        (kind == "call" or kind == "spawn")
+        and type(kind) is str
+        and type(name) is str
+        and type(args) is tuple
+        and (link_to is None or type(link_to) is Pid)
+    )
+
+
 class _RpcServer(GenServer):
+    """The rpc server: checks every request, answers a malformed one with an error."""
+
+    async def init(self) -> None:
+        self.bad_input = BadInputLog(RPC_SERVER, logger)
+
     async def handle_call(self, request: Any, caller: From) -> Any:
-        if not (isinstance(request, tuple) and len(request) == 4):
-            return ("error", ("bad_request", repr(request)[:200]))
+        if not _well_formed(request):
+            self.bad_input.report("call", request)
+            return bad_request(request)
         kind, name, args, link_to = request
-        fn = _EXPORTS.get(name) if isinstance(name, str) else None
+        fn = _EXPORTS.get(name)
         if fn is None:
             return ("error", ("not_exported", name))
-        if not isinstance(args, tuple):
-            return ("error", ("bad_request", "arguments must be a tuple"))
-        node = current_process().node
         if kind == "call":
             spawn(_run_and_reply, caller, fn, args)
             return NoReply
-        if kind == "spawn":
+        try:
+            check_async(fn)
+        except TypeError:
+            return ("error", ("not_async", name))
+        node = current_node()
+        local = link_to is not None and not node.is_remote(link_to.node)
+        if local and node.lookup(link_to) is None:  # type: ignore[arg-type]
+            return ("error", ("noproc", link_to))  # nothing started
+        proc = node.spawn_process(fn, args)
+        if link_to is not None:
             try:
-                check_async(fn)
-            except TypeError:
-                return ("error", ("not_async", name))
-            proc = node.spawn_process(fn, args)
-            if isinstance(link_to, Pid):
                 node.link(proc, link_to)
-            return ("ok", proc.pid)
-        return ("error", ("bad_request", kind))
+            except Exception as exc:  # cannot link: undo what was started
+                proc.kill("noproc")
+                return ("error", ("link_failed", short_repr(exc)))
+        # A remote link_to that does not exist answers the link with a "noproc"
+        # exit signal, which ends the new process: nothing is left running.
+        return ("ok", proc.pid)
+
+    async def handle_cast(self, request: Any) -> None:
+        self.bad_input.report("cast", request, "unexpected")
+
+    async def handle_info(self, msg: Any) -> None:
+        self.bad_input.report("message", msg, "unexpected")
 
 
 def child_spec() -> dict[str, Any]:

@@ -36,13 +36,14 @@ from beamlet.actors import (
     self_pid,
     send,
 )
-from beamlet.actors.lowlevel import Node, NodeVar, current_node, current_process
+from beamlet.actors.lowlevel import BadInputLog, Node, NodeVar, current_node, current_process
 
 from ._api import distribution
 from ._codec import encode
 from ._distribution import DistributionBusyError
 from ._messages import NodeDown, NodeUp
 from ._pg_state import Change, GroupsState
+from ._system import bad_request
 
 __all__ = [
     "GroupChange",
@@ -121,10 +122,11 @@ class _Scope(GenServer):
         self.peer_monitors: dict[Ref, Pid] = {}  # monitor -> a peer scope process
         self.monitors: dict[Ref, tuple[Pid, Any]] = {}  # group monitors
         self.watchers: dict[Ref, Ref] = {}  # process monitor of a watcher -> group monitor
+        self.bad_input = BadInputLog(self.name, logger)
         dist = distribution(self.node)
         dist.monitor_nodes(proc.pid, True)
         for node in dist.nodes():
-            send((self.name, node), ("discover", proc.pid))
+            self._send((self.name, node), ("discover", proc.pid))
 
     def _add_peer(self, peer: Pid) -> None:
         """Remember the scope process of another node, and watch it."""
@@ -143,99 +145,152 @@ class _Scope(GenServer):
         me = self_pid()
         for kind, group, pids in changes:
             if tell_peers:
-                for peer in self.peers.values():
-                    try:
-                        send(peer, (kind, me, group, pids))
-                    except (TypeError, ValueError, DistributionBusyError) as exc:
-                        # The peer misses this change; it gets the full state on its next sync.
-                        logger.warning(
-                            "pg %s: cannot tell %s about %r: %r", self.scope, peer.node, group, exc
-                        )
-            for ref, (watcher, watched_group) in self.monitors.items():
+                for peer in list(self.peers.values()):
+                    self._send(peer, (kind, me, group, pids))
+            for ref, (watcher, watched_group) in list(self.monitors.items()):
                 if watched_group == group:
-                    send(watcher, GroupChange(ref, kind, group, tuple(pids)))
+                    self._send(watcher, GroupChange(ref, kind, group, tuple(pids)))
+
+    def _send(self, dest: Any, msg: Any) -> None:
+        """Send to a peer or a watcher; a message that cannot go is logged, not fatal."""
+        try:
+            send(dest, msg)
+        except (TypeError, ValueError, DistributionBusyError) as exc:
+            # A peer that misses a change gets the full state on its next sync.
+            logger.warning("pg %s: cannot send to %r: %r", self.scope, dest, exc)
+
+    def _local_pids(self, value: Any, *, alive: bool) -> list[Pid] | None:
+        """The pids of a join or leave, if they are pids of this node (and alive)."""
+        if type(value) is not list and type(value) is not tuple:
+            return None
+        node = self.node
+        for pid in value:
+            if type(pid) is not Pid or not node.is_local(pid):
+                return None
+            if alive and node.lookup(pid) is None:
+                return None
+        return list(value)
 
     async def handle_call(self, request: Any, caller: From) -> Any:
-        op = request[0]
-        if op == "join":
-            _, group, pids = request
-            for pid in pids:
-                if pid not in self.watched:
-                    self.watched[pid] = monitor_process(pid)
-            self._publish([self.state.join(group, pids)], tell_peers=True)
-            return True
-        if op == "leave":
-            _, group, pids = request
-            change = self.state.leave(group, pids)
-            if change is None:
-                return False
-            for pid in pids:
-                if pid in self.watched and not self.state.memberships(pid):
-                    demonitor_process(self.watched.pop(pid), flush=True)
-            self._publish([change], tell_peers=True)
-            return True
-        if op == "monitor":
-            _, group, watcher = request
-            ref = self.node.make_ref()
-            self.monitors[ref] = (watcher, group)
-            self.watchers[monitor_process(watcher)] = ref
-            return ref, self.state.members(group)
-        if op == "demonitor":
-            for process_ref, ref in list(self.watchers.items()):
-                if ref == request[1]:
+        op = request[0] if type(request) is tuple and request else None
+        if (op == "join" or op == "leave") and len(request) == 3 and _hashable(request[1]):
+            group = request[1]
+            pids = self._local_pids(request[2], alive=op == "join")
+            if pids is not None:
+                return self._join(group, pids) if op == "join" else self._leave(group, pids)
+        elif op == "monitor" and len(request) == 3 and _hashable(request[1]):
+            group, watcher = request[1], request[2]
+            if type(watcher) is Pid:
+                ref = self.node.make_ref()
+                self.monitors[ref] = (watcher, group)
+                self.watchers[monitor_process(watcher)] = ref
+                return ref, self.state.members(group)
+        elif op == "demonitor" and len(request) == 2 and type(request[1]) is Ref:
+            ref = request[1]
+            for process_ref, group_ref in list(self.watchers.items()):
+                if group_ref == ref:
                     del self.watchers[process_ref]
                     demonitor_process(process_ref, flush=True)
-            return self.monitors.pop(request[1], None) is not None
-        return None
+            return self.monitors.pop(ref, None) is not None
+        self.bad_input.report("call", request)
+        return bad_request(request)
+
+    def _join(self, group: Hashable, pids: list[Pid]) -> bool:
+        for pid in pids:
+            if pid not in self.watched:
+                self.watched[pid] = monitor_process(pid)
+        self._publish([self.state.join(group, pids)], tell_peers=True)
+        return True
+
+    def _leave(self, group: Hashable, pids: list[Pid]) -> bool:
+        change = self.state.leave(group, pids)
+        if change is None:
+            return False
+        for pid in pids:
+            if pid in self.watched and not self.state.memberships(pid):
+                demonitor_process(self.watched.pop(pid), flush=True)
+        self._publish([change], tell_peers=True)
+        return True
+
+    async def handle_cast(self, request: Any) -> None:
+        self.bad_input.report("cast", request, "unexpected")
 
     async def handle_info(self, msg: Any) -> None:
-        if isinstance(msg, tuple) and msg and isinstance(msg[0], str):
-            kind = msg[0]
-            if kind == "discover" and len(msg) == 2 and self._is_peer(msg[1]):
-                peer = msg[1]
-                send(peer, ("sync", self_pid(), self.state.local_snapshot()))
-                if self.peers.get(peer.node) != peer:
-                    self._add_peer(peer)
-                    send(peer, ("discover", self_pid()))
-                return
-            if kind == "sync" and len(msg) == 3 and self._is_peer(msg[1]):
-                peer, groups = msg[1], _groups(msg[2], msg[1].node)
-                if groups is not None:
-                    self._add_peer(peer)
-                    self._publish(self.state.sync(peer.node, groups), tell_peers=False)
-                return
-            if kind in ("join", "leave") and len(msg) == 4 and self._is_peer(msg[1]):
-                peer, group, pids = msg[1], msg[2], _pids(msg[3], msg[1].node)
-                if self.peers.get(peer.node) != peer or pids is None or not _hashable(group):
-                    return  # not synced with that scope yet (its sync will carry this), or malformed
-                if kind == "join":
-                    change: Change | None = self.state.remote_join(peer.node, group, pids)
-                else:
-                    change = self.state.remote_leave(peer.node, group, pids)
-                if change is not None:
-                    self._publish([change], tell_peers=False)
-                return
-        if isinstance(msg, Down) and msg.pid in self.watched:
-            del self.watched[msg.pid]
-            self._publish(self.state.drop_local(msg.pid), tell_peers=True)
-            return
-        if isinstance(msg, NodeUp):
-            send((self.name, msg.node), ("discover", self_pid()))
-            return
-        if isinstance(msg, NodeDown):
-            self.peers.pop(msg.node, None)
-            self._publish(self.state.drop_node(msg.node), tell_peers=False)
-            return
-        if isinstance(msg, Down) and msg.ref in self.watchers:
-            self.monitors.pop(self.watchers.pop(msg.ref), None)
-            return
-        if isinstance(msg, Down) and msg.ref in self.peer_monitors:
-            peer = self.peer_monitors.pop(msg.ref)
+        kind = type(msg)
+        if kind is tuple:
+            handled = bool(msg) and type(msg[0]) is str and self._peer_message(msg)
+        elif kind is Down:
+            handled = type(msg.ref) is Ref and self._down(msg)
+        elif kind is NodeUp or kind is NodeDown:
+            handled = type(msg.node) is str and self._node_event(msg)
+        else:
+            handled = False
+        if not handled:
+            self.bad_input.report("message", msg, "unexpected")
+
+    def _node_event(self, msg: NodeUp | NodeDown) -> bool:
+        """A node came or went. A stale notice (or a forged one) changes nothing."""
+        connected = msg.node in distribution(self.node).nodes()
+        if type(msg) is NodeUp:
+            if connected:
+                self._send((self.name, msg.node), ("discover", self_pid()))
+            return True
+        if connected:
+            return True  # it is up (again): its NodeUp and a sync follow
+        self.peers.pop(msg.node, None)
+        self._publish(self.state.drop_node(msg.node), tell_peers=False)
+        return True
+
+    def _peer_message(self, msg: tuple[Any, ...]) -> bool:
+        """Handle a message from the scope of another node; False if it is not one."""
+        kind = msg[0]
+        if kind == "discover" and len(msg) == 2 and self._is_peer(msg[1]):
+            peer = msg[1]
+            self._send(peer, ("sync", self_pid(), self.state.local_snapshot()))
+            if self.peers.get(peer.node) != peer:
+                self._add_peer(peer)
+                self._send(peer, ("discover", self_pid()))
+            return True
+        if kind == "sync" and len(msg) == 3 and self._is_peer(msg[1]):
+            peer, groups = msg[1], _groups(msg[2], msg[1].node)
+            if groups is None:
+                return False
+            self._add_peer(peer)
+            self._publish(self.state.sync(peer.node, groups), tell_peers=False)
+            return True
+        if (kind == "join" or kind == "leave") and len(msg) == 4 and self._is_peer(msg[1]):
+            peer, group, pids = msg[1], msg[2], _pids(msg[3], msg[1].node)
+            if pids is None or not _hashable(group):
+                return False
+            if self.peers.get(peer.node) != peer:
+                return True  # not synced with that scope yet: its sync will carry this
+            if kind == "join":
+                change: Change | None = self.state.remote_join(peer.node, group, pids)
+            else:
+                change = self.state.remote_leave(peer.node, group, pids)
+            if change is not None:
+                self._publish([change], tell_peers=False)
+            return True
+        return False
+
+    def _down(self, msg: Down) -> bool:
+        """Handle a monitor's ``Down``; False if it is none of this scope's monitors."""
+        ref = msg.ref
+        pid = msg.pid
+        if type(pid) is Pid and self.watched.get(pid) == ref:  # a local member exited
+            del self.watched[pid]
+            self._publish(self.state.drop_local(pid), tell_peers=True)
+            return True
+        if ref in self.watchers:  # a group monitor's watcher exited
+            self.monitors.pop(self.watchers.pop(ref), None)
+            return True
+        if ref in self.peer_monitors:
+            peer = self.peer_monitors.pop(ref)
             if self.peers.get(peer.node) == peer:  # that node's scope is gone
                 del self.peers[peer.node]
                 self._publish(self.state.drop_node(peer.node), tell_peers=False)
-            return
-        await super().handle_info(msg)
+            return True
+        return False
 
 
 async def start_scope(scope: str = DEFAULT_SCOPE) -> Pid | None:

@@ -11,7 +11,7 @@ import trio
 from beamlet.actors import CallExitError, Exit, Pid, StartError, call
 from beamlet.actors.lowlevel import describe_reason
 
-from ._spec import ChildType
+from ._spec import ChildSpec, ChildType
 
 __all__ = [
     "NO_INFO",
@@ -26,6 +26,7 @@ __all__ = [
     "call_supervisor",
     "invoke_start",
     "let_others_in",
+    "well_formed_call",
 ]
 
 #: How to address a supervisor: its pid, its registered name, or ``(name, node)``.
@@ -232,3 +233,36 @@ def start_result(pid: Pid | None, info: Any) -> StartResult:
     if pid is None or info is NO_INFO:
         return pid
     return (pid, info)
+
+
+#: The calls a supervisor serves, and their arity (the tag included).
+_CALLS = {
+    "which_children": 1,
+    "count_children": 1,
+    "start_child": 2,
+    "terminate_child": 2,
+    "restart_child": 2,
+    "delete_child": 2,
+}
+
+
+def well_formed_call(request: Any) -> bool:
+    """Whether ``request`` is one of the calls a supervisor serves, well formed.
+
+    ``start_child`` takes a ``ChildSpec``; the others take a hashable child id
+    (or pid). Anything else gets ``Refused(("bad_call", request))``.
+    """
+    if type(request) is not tuple or not request or type(request[0]) is not str:
+        return False
+    arity = _CALLS.get(request[0])
+    if arity is None or len(request) != arity:
+        return False
+    if arity == 1:
+        return True
+    if request[0] == "start_child":
+        return isinstance(request[1], ChildSpec)
+    try:
+        hash(request[1])
+    except TypeError:
+        return False
+    return True

@@ -79,9 +79,10 @@ from ._common import (
     invoke_start,
     let_others_in,
     start_result,
+    well_formed_call,
 )
 from ._intensity import RestartIntensity, check_intensity
-from ._reports import Reporter, logger
+from ._reports import Reporter
 from ._shutdown import shutdown_children
 from ._spec import ChildLike, ChildSpec, ChildType, Restart, Shutdown, StartFunction
 
@@ -123,7 +124,8 @@ class _Server(GenServer):
             self.report.shutdown_error(None, pid, why)
 
     async def handle_call(self, request: Any, caller: Any) -> Any:
-        if type(request) is not tuple or not request:
+        if not well_formed_call(request):
+            self.report.bad_input("call", request)
             return Refused(("bad_call", request))
         tag = request[0]
         if tag == "start_child":
@@ -165,6 +167,10 @@ class _Server(GenServer):
             self.report.started(None, pid)
         return start_result(pid, info)
 
+    async def handle_cast(self, request: Any) -> None:
+        # As OTP's supervisor: a cast is no request it serves; log it and go on.
+        self.report.bad_input("cast", request, "unexpected")
+
     async def handle_info(self, msg: Any) -> Any:
         kind = type(msg)
         if kind is ExitSignal:
@@ -188,12 +194,7 @@ class _Server(GenServer):
                 del self.children[msg.key]
                 return await self.restart(msg.key, child, "restarting")
             return None
-        logger.error(
-            "supervisor %s received an unexpected message: %r",
-            self.report.label,
-            msg,
-            extra={"beamlet_supervisor": self.report.pid, "beamlet_message": msg},
-        )
+        self.report.bad_input("message", msg, "unexpected")
         return None
 
     async def restart(self, old: Pid, child: _Child, reason: Any) -> Any:

@@ -18,6 +18,7 @@ from collections.abc import Hashable
 from typing import Any
 
 from beamlet.actors import Pid
+from beamlet.actors.lowlevel import BadInputLog
 
 __all__ = ["Reporter", "logger"]
 
@@ -39,12 +40,19 @@ _MESSAGES = {
 class Reporter:
     """Writes the reports of one supervisor."""
 
-    __slots__ = ("label", "name", "pid")
+    __slots__ = ("_bad_input", "label", "name", "pid")
 
     def __init__(self, pid: Pid, name: str | None) -> None:
         self.pid = pid
         self.name = name
         self.label = f"{name} ({pid!r})" if name else repr(pid)
+        self._bad_input: BadInputLog | None = None
+
+    def bad_input(self, kind: str, value: Any, why: str = "malformed") -> None:
+        """A malformed call or an unexpected message was refused (ERROR, rate-limited)."""
+        if self._bad_input is None:
+            self._bad_input = BadInputLog(f"supervisor {self.label}", logger, level=logging.ERROR)
+        self._bad_input.report(kind, value, why)
 
     def _log(
         self, level: int, kind: str, child_id: Hashable, pid: Any, reason: Any, *shown: Any

@@ -132,10 +132,11 @@ from ._common import (
     invoke_start,
     let_others_in,
     start_result,
+    well_formed_call,
 )
 from ._intensity import RestartIntensity, check_intensity
 from ._plan import Strategy, check_strategy, plan_restart
-from ._reports import Reporter, logger
+from ._reports import Reporter
 from ._shutdown import shutdown_children
 from ._spec import ChildLike, ChildSpec, Restart, Shutdown, specs_of
 
@@ -262,6 +263,10 @@ class _Server(GenServer):
 
     # -- exits and restarts ------------------------------------------------------------
 
+    async def handle_cast(self, request: Any) -> None:
+        # As OTP's supervisor: a cast is no request it serves; log it and go on.
+        self.report.bad_input("cast", request, "unexpected")
+
     async def handle_info(self, msg: Any) -> Any:
         kind = type(msg)
         if kind is ExitSignal:
@@ -275,12 +280,7 @@ class _Server(GenServer):
             if child is not None and child.restarting:
                 return await self.restart(child, None, "restarting")
             return None
-        logger.error(
-            "supervisor %s received an unexpected message: %r",
-            self.report.label,
-            msg,
-            extra={"beamlet_supervisor": self.report.pid, "beamlet_message": msg},
-        )
+        self.report.bad_input("message", msg, "unexpected")
         return None
 
     async def child_exited(self, child: _Child, pid: Pid, reason: Any) -> Any:
@@ -348,7 +348,8 @@ class _Server(GenServer):
     # -- requests ----------------------------------------------------------------------
 
     async def handle_call(self, request: Any, caller: Any) -> Any:
-        if type(request) is not tuple or not request:
+        if not well_formed_call(request):
+            self.report.bad_input("call", request)
             return Refused(("bad_call", request))
         tag = request[0]
         if tag == "which_children":

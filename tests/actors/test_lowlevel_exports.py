@@ -8,6 +8,7 @@ import beamlet.actors as actors
 import beamlet.actors.lowlevel as lowlevel
 
 PUBLIC = {
+    "BadInputLog",
     "Call",
     "Cast",
     "ExitHook",
@@ -35,6 +36,7 @@ PUBLIC = {
     "raise_single",
     "remove_exit_hook",
     "send_reply",
+    "short_repr",
     "unalias",
 }
 
