@@ -2,13 +2,18 @@
 
 Python cannot preempt a process that computes without awaiting. The watchdog
 at least names it. A small daemon thread pings the Trio loop with
-``TrioToken.run_sync_soon`` every ``threshold / 2`` seconds; when a ping is not
-answered within ``threshold``, the loop is stuck in one step, and the thread
-looks at the main thread's stack for the process running there. It logs the
+``TrioToken.run_sync_soon`` every ``threshold / 4`` seconds (``PING_DIVISOR``).
+While a ping is unanswered, the thread looks at the loop thread's stack every
+``threshold / 4`` seconds for the process running there; when the same process
+has been found at every look for ``threshold`` seconds, the loop is stuck in one
+step of it. (A loop merely busy with many short steps shows different
+processes, or none, from one look to the next, and is not blamed.) It logs the
 process's pid, name and function (and the stack) while the step is still
 running, so even a process that never yields again is reported, and logs again
-with the total when the step ends. It costs the loop one callback per ping and
-nothing per step.
+with the total when the step ends. So a step is reported between ``threshold``
+and ``1.25 * threshold`` seconds after it began (plus the delays of thread
+scheduling). It costs the loop one
+callback per ping and nothing per step.
 """
 
 from __future__ import annotations
@@ -27,7 +32,10 @@ if TYPE_CHECKING:
     from ._node import Node
     from ._process import Process
 
-__all__ = ["Watchdog"]
+__all__ = ["PING_DIVISOR", "Watchdog"]
+
+#: The watchdog pings the loop, and looks at its stack, every ``threshold / PING_DIVISOR``.
+PING_DIVISOR = 4
 
 logger = logging.getLogger("beamlet.watchdog")
 
@@ -56,7 +64,7 @@ class Watchdog:
         from ._process import Process
 
         code = Process.main.__code__
-        interval = self.threshold / 4
+        interval = self.threshold / PING_DIVISOR
         while not self._stop.wait(interval):
             self._answered.clear()
             try:

@@ -25,7 +25,6 @@ from ._api import (
     open_node as open_node,
     run as run,
     start_distribution as start_distribution,
-    validate_node_name as validate_node_name,
 )
 from ._codec import Codec as Codec, decode as decode, encode as encode
 from ._connection import Connection as Connection
@@ -41,6 +40,7 @@ from ._errors import (
     ProtocolError as ProtocolError,
     RemoteProtocolError as RemoteProtocolError,
 )
+from ._events import validate_node_name as validate_node_name
 from ._messages import NodeDown as NodeDown, NodeUp as NodeUp
 from ._registry import (
     MessageRegistry as MessageRegistry,

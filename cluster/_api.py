@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -23,6 +22,7 @@ from beamlet.actors.lowlevel import (
 
 from ._cookie import Cookie, resolve_cookie
 from ._distribution import Distribution, check_node_type
+from ._events import validate_node_name
 from ._limits import MAX_UNAUTHENTICATED
 from ._transport import TCPTransport, TLSConfig, Transport, split_address
 
@@ -40,7 +40,6 @@ __all__ = [
     "open_node",
     "run",
     "start_distribution",
-    "validate_node_name",
 ]
 
 T = TypeVar("T")
@@ -50,24 +49,9 @@ AutoConnect: TypeAlias = Literal["always", "once", "never"]
 
 logger = logging.getLogger("beamlet.cluster")
 
-_NODE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}@[A-Za-z0-9_.\-:\[\]]{1,190}$")
-
 
 class NotDistributedError(RuntimeError):
     """The current node is not distributed (call ``start_distribution`` first)."""
-
-
-def validate_node_name(name: object) -> str:
-    """Check a node name ``"name@host"``; return it.
-
-    Raises:
-        ValueError: not ``name@host`` with exactly one ``@``, too long, or odd characters.
-    """
-    if not isinstance(name, str):
-        raise TypeError(f"a node name is a str 'name@host', not {name!r}")
-    if len(name) > 255 or name.count("@") != 1 or not _NODE_NAME.match(name):
-        raise ValueError(f"a node name is 'name@host' (letters, digits, '_.-'), not {name!r}")
-    return name
 
 
 def distribution(node: Node | None = None) -> Distribution:

@@ -106,14 +106,23 @@ def is_valid_node_name(name: object) -> bool:
 
 
 def validate_node_name(name: object) -> str:
-    """Return ``name`` if it is a legal node name; see ``is_valid_node_name``.
+    """Check a node name ``"name@host"``; return it.
+
+    The one rule for node names, the same for a node's own name and for the
+    names peers give: see ``is_valid_node_name``.
 
     Raises:
-        ValueError: it is not (the message quotes it, shortened).
+        TypeError: ``name`` is not a str.
+        ValueError: it is not a legal node name (the message quotes it, shortened).
     """
+    if type(name) is not str:
+        raise TypeError(f"a node name is a str 'name@host', not {short_repr(name)}")
     if not is_valid_node_name(name):
-        raise ValueError(f"illegal node name {short_repr(name)}: expected 'name@host'")
-    return name  # type: ignore[return-value]
+        raise ValueError(
+            f"illegal node name {short_repr(name)}: expected 'name@host' (the name: "
+            "letters, digits and '_.+-'; the host: a host name or an IP address)"
+        )
+    return name
 
 
 def validate_address(address: object) -> str:

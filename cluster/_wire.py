@@ -41,6 +41,7 @@ from ._events import (
     Tick,
     Unlink,
     UnlinkAck,
+    validate_node_name,
 )
 from ._frames import encode_handshake
 from ._messages import NodeDown, NodeUp
@@ -98,9 +99,7 @@ def _call(fields: Any) -> Call:
 
 
 def _node_name(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError("a node name is a str")
-    return value
+    return validate_node_name(value)
 
 
 for _cls, _name, _to, _from in (
@@ -212,35 +211,6 @@ class Session:
 
     def encode(self, event: Any) -> bytes:
         return self.conn.send(event)
-
-    def feed(self, data: bytes | bytearray) -> list[Any]:
-        """Take received bytes; return the complete events they finish.
-
-        Raises:
-            ProtocolError: the peer broke the protocol.
-        """
-        self.conn.receive_data(data)
-        return self.pending()
-
-    def receive_data(self, data: bytes | bytearray) -> None:
-        """Take received bytes; ``pending`` returns the events they finish."""
-        self.conn.receive_data(data)
-
-    def pending(self, limit: int | None = None) -> list[Any]:
-        """The events buffered (e.g. bytes that came with the handshake).
-
-        Args:
-            limit: return at most this many events (by default, all there are).
-
-        Raises:
-            ProtocolError: the peer broke the protocol. The events of the frames
-                before a bad one are returned first (then ``failure`` is set),
-                and the next call raises.
-        """
-        events: list[Any] = self.conn.next_events(limit)
-        if events and type(events[-1]) is ConnectionClosed:
-            events.pop()
-        return events
 
 
 def check_encodable(event: Any) -> None:

@@ -28,6 +28,10 @@ Exit status (the value ``run_application`` returns):
   arrived during the shutdown; the runner stops waiting, kills the tree and
   exits at once, as shells report a process killed by that signal.
 
+``run_application(children, node=partial(beamlet.cluster.open_node, "api@host",
+seeds=[...]))`` runs the tree in a distributed node, with the same signal
+handling and exit status (``beamlet run --name --seeds`` does this).
+
 Inside an existing node, ``await serve(children)`` does the same without
 starting a node or choosing an exit status: it returns after a graceful
 shutdown, raises ``ApplicationError`` if the tree fails, and
@@ -53,6 +57,7 @@ from beamlet.actors import (
     Down,
     Exit,
     ExitSignal,
+    Node,
     Pid,
     ReceiveTimeoutError,
     StartError,
@@ -308,6 +313,7 @@ async def _run_tree(
 def run_application(
     children: Iterable[ChildLike] | str,
     *,
+    node: Callable[..., contextlib.AbstractAsyncContextManager[Node]] | None = None,
     name: str | None = None,
     strategy: Strategy = "one_for_one",
     max_restarts: int = 3,
@@ -321,13 +327,25 @@ def run_application(
 
     Calls ``trio.run``; use ``serve`` inside a running node instead.
 
+    The node is opened with ``node(**node_options)``: by default a local node
+    (``beamlet.actors.open_node``); for a distributed service, a distributed
+    one, with the same signal handling and exit status::
+
+        from functools import partial
+        from beamlet.cluster import open_node
+
+        run_application(children, node=partial(open_node, "api@10.0.0.5", seeds=[...]))
+
     Args:
         children: the root supervisor's children, or ``"module:attribute"``.
+        node: opens the node to run in: a callable returning an async context
+            manager that yields a ``Node`` (``beamlet.actors.open_node``,
+            ``beamlet.cluster.open_node`` or a ``functools.partial`` of one).
         name, strategy, max_restarts, max_seconds, shutdown_timeout, on_ready:
             as for ``serve``.
         log_level: configure ``logging`` at this level if it has no handler
             yet (``None``: leave logging alone).
-        **node_options: options for ``beamlet.actors.open_node``.
+        **node_options: keyword arguments for ``node``.
 
     Returns:
         The exit status: 0 after a graceful shutdown, 1 if the tree failed to
@@ -339,13 +357,16 @@ def run_application(
             (before anything starts).
     """
     spec = _spec_of(children, strategy, max_restarts, max_seconds)
+    opener = open_node if node is None else node
+    if not callable(opener):
+        raise TypeError(f"node must open a node (e.g. beamlet.cluster.open_node), not {opener!r}")
     if log_level is not None and not logging.getLogger().handlers:
         logging.basicConfig(
             level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
 
     async def main() -> outcome.Outcome[None]:
-        async with open_node(**node_options):
+        async with opener(**node_options):
             return await outcome.acapture(
                 serve,
                 spec.children,

@@ -38,3 +38,13 @@ async def test_watchdog_names_the_blocking_process(caplog: pytest.LogCaptureFixt
     assert "the-hog" in message
     assert "hog" in message
     assert "time.sleep(0.3)" in message  # the stack shows where it blocks
+
+
+def test_the_watchdog_does_what_its_documentation_says() -> None:
+    from beamlet.actors import _watchdog
+
+    doc = _watchdog.__doc__ or ""
+    divisor = _watchdog.PING_DIVISOR
+    assert f"every ``threshold / {divisor}`` seconds" in doc
+    assert f"the loop thread's stack every\n``threshold / {divisor}`` seconds" in doc
+    assert f"``{1 + 1 / divisor:g} * threshold``" in doc

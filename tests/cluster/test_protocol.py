@@ -275,6 +275,32 @@ def test_legal_node_names(name: str) -> None:
     assert is_valid_node_name("x" * 250 + "@host")
 
 
+@given(
+    st.text(alphabet="ab+_.-@:[]%é /1", min_size=1, max_size=12)
+    | st.sampled_from(["a+b@host", "a@fe80::1%eth0", "x" * 64 + "y@h", "a@" + "h" * 200])
+)
+def test_one_rule_for_node_names(name: str) -> None:
+    """The name a node may take is exactly a name its peers accept, and back."""
+    from beamlet.cluster import validate_node_name as public
+
+    accepted = is_valid_node_name(name)
+    try:
+        public(name)
+    except ValueError:
+        assert not accepted
+    else:
+        assert accepted
+        Connection(Role.ACCEPTOR, node_name=name, creation=1, cookie=COOKIE)
+
+
+def test_node_name_type_errors() -> None:
+    from beamlet.cluster import validate_node_name as public
+
+    with pytest.raises(TypeError, match="a node name is a str"):
+        public(5)
+    assert public("a+b@host") == "a+b@host"
+
+
 def test_peer_with_our_own_name_is_refused() -> None:
     a = Connection(Role.INITIATOR, node_name="b@127.0.0.1", creation=1, cookie=COOKIE)
     b = acceptor()
