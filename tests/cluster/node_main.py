@@ -18,7 +18,8 @@ from stdin:
 - ``{"cmd": "quit"}``: stop the node.
 
 Its ``ctl`` GenServer answers ``("whereis", name)`` and ``("members", group)``
-calls from other nodes.
+calls from other nodes, and it exports ``node_main.sleeper`` (an async
+function that sleeps forever) for ``spawn_on``.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from beamlet.cluster import (
     NodeDown,
     NodeUp,
     distribution,
+    export,
     listen_address,
     node_name,
     nodes,
@@ -71,6 +73,11 @@ class Control(GenServer):
 async def sink() -> None:
     while True:
         emit(event="received", msg=await receive())
+
+
+@export(name="node_main.sleeper")
+async def sleeper() -> None:
+    await trio.sleep_forever()
 
 
 async def holder() -> None:

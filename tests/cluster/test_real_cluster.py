@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import trio
 import trustme
-from beamlet.actors import Pid, call, receive, self_pid, send, send_exit, spawn
+from beamlet.actors import Pid, call, cast, receive, self_pid, send, send_exit, spawn
 from beamlet.cluster import (
     RpcError,
     TLSConfig,
@@ -262,6 +262,25 @@ async def test_system_services_of_an_os_process_node_come_back_after_a_kill(
 
         async def body() -> None:
             assert await connect(other.address)
+            # Bad input is answered, not fatal: the same processes serve on.
+            before = [
+                await call(("ctl", target), ("whereis", name))
+                for name in ("beamlet_rpc", "beamlet_pg_default", "beamlet_kernel_sup")
+            ]
+            ghost = Pid(target, 10**9, before[0].creation)  # of that node, never alive
+            answer = await call(("beamlet_rpc", target), 10**5000)
+            assert answer == ("error", ("bad_request", "<unrepresentable int>"))
+            request = ("spawn", "node_main.sleeper", (), ghost)
+            answer = await call(("beamlet_rpc", target), request)
+            assert answer == ("error", ("noproc", ghost))  # and nothing was started
+            answer = await call(("beamlet_pg_default", target), 5)
+            assert answer == ("error", ("bad_request", "5"))
+            cast(("beamlet_kernel_sup", target), "junk")
+            after = [
+                await call(("ctl", target), ("whereis", name))
+                for name in ("beamlet_rpc", "beamlet_pg_default", "beamlet_kernel_sup")
+            ]
+            assert after == before
             # rpc: killed by a remote exit signal, restarted, serving again
             old = await call(("ctl", target), ("whereis", "beamlet_rpc"))
             send_exit(old, "kill")
