@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol, final, overloa
 
 import attrs
 import trio
+from trio.lowlevel import checkpoint, current_task, wait_task_rescheduled
 
 from ._context import _process, current_node, current_process
 from ._errors import (
@@ -25,8 +26,9 @@ from ._errors import (
     StartError,
 )
 from ._ids import Pid, Ref
-from ._messages import Down, ExitSignal
-from ._process import Process, Reply
+from ._messages import ExitSignal
+from ._process import OWN_MONITOR, Process, Reply, ReplyWait, expect_reply
+from ._timers import TIMED_OUT
 from ._util import check_timeout, is_clean_exit
 
 if TYPE_CHECKING:
@@ -668,50 +670,49 @@ async def call(
     """
     if timeout is not None and not (type(timeout) is float and timeout >= 0):
         check_timeout(timeout)
-    proc = current_process()
+    proc = _process.get()
+    if proc is None:
+        proc = current_process()  # raises NotInProcessError
     node = proc.node
-    target = node.resolve(server)
+    target = server if type(server) is Pid else node.resolve(server)
     if target is None:
         raise CallExitError("noproc", server)
-    if target is proc.pid or target == proc.pid:
+    pid = proc.pid
+    if target is pid or target == pid:
         raise CallExitError("calling_self", server)
-    mailbox = proc.mailbox
-    start = len(mailbox) if mailbox else 0
     ref = node.make_ref()
-    aliases = proc.aliases
-    if aliases is None:
-        aliases = proc.aliases = set()
-    aliases.add(ref)
+    # The reply (or the Down) goes straight to this wait, whichever task of the
+    # process is calling; the wait owns the monitor and removes it as it ends.
+    waiter = ReplyWait(proc, current_task(), ref, True, OWN_MONITOR)
+    waiters = proc.waiters
+    if waiters is None:
+        waiters = proc.waiters = {}
+    waiters[ref] = waiter
     server_proc = node.lookup(target) if type(target) is Pid else None
     if server_proc is not None:
         # The common case, a local server: monitor and deliver directly.
         node.watch_local(proc, server_proc, ref, target)
-        server_proc.deliver(Call(From(proc.pid, ref), request))
+        server_proc.deliver(Call(From(pid, ref), request))
     else:
-        node.monitor(proc, target, ref=ref)
-        node.send(proc.pid, target, Call(From(proc.pid, ref), request))
-
-    def match(m: Any) -> bool:
-        kind = type(m)
-        return (kind is Reply or kind is Down) and (m.ref is ref or m.ref == ref)
-
-    try:
-        msg = await proc.receive(match, timeout, start)
-    except BaseException as exc:
-        # Timed out or cancelled: leave nothing of this call behind. The alias
-        # drops a late reply; the monitor goes, with its Down if one is queued.
-        aliases.discard(ref)
-        node.demonitor(proc, ref, flush=True)
-        if type(exc) is ReceiveTimeoutError:
-            raise CallTimeoutError(f"no reply from {server!r} within {timeout} s") from None
-        raise
-    aliases.discard(ref)
+        try:
+            node.monitor(proc, target, ref=ref)
+            node.send(pid, target, Call(From(pid, ref), request))
+        except BaseException:
+            if waiter.target is not None:
+                waiter._give_up()
+            raise
+    if waiter.target is not None:
+        if timeout is not None:
+            node.timers.wait(waiter, timeout)
+        waiter.parked = True
+        msg = await wait_task_rescheduled(waiter.abort)
+    else:
+        msg = waiter.msg  # a Down that came at once (noproc), or a reply sent at once
+        await checkpoint()
     if type(msg) is Reply:
-        monitors = proc.monitors
-        # Still in place unless the server exited right after replying, in
-        # which case its Down is queued and must go too.
-        node.demonitor(proc, ref, flush=monitors is None or ref not in monitors)
         return msg.value
+    if msg is TIMED_OUT:
+        raise CallTimeoutError(f"no reply from {server!r} within {timeout} s")
     reason = msg.reason
     if reason == "noconnection":
         reason = ("nodedown", target.node if isinstance(target, Pid) else target[1])
@@ -761,16 +762,18 @@ async def stop(
         raise CallExitError("noproc", server, action="stop of")
     if target == proc.pid:
         raise CallExitError("calling_self", server, action="stop of")
-    start = len(proc.mailbox) if proc.mailbox else 0
-    ref = node.monitor(proc, target)
-    node.send(proc.pid, target, StopRequest(reason))
+    ref = node.make_ref()
+    waiter = expect_reply(proc, (ref,), replies=False, monitor=OWN_MONITOR)
     try:
-        down = await proc.receive(lambda m: type(m) is Down and m.ref == ref, timeout, start)
-    except BaseException as exc:
-        node.demonitor(proc, ref, flush=True)
-        if type(exc) is ReceiveTimeoutError:
-            raise CallTimeoutError(f"{server!r} did not stop within {timeout} s") from None
+        node.monitor(proc, target, ref=ref)
+        node.send(proc.pid, target, StopRequest(reason))
+    except BaseException:
+        if waiter.target is not None:
+            waiter._give_up()
         raise
+    down = await waiter.wait(timeout)
+    if down is TIMED_OUT:
+        raise CallTimeoutError(f"{server!r} did not stop within {timeout} s")
     if down.reason == reason:
         return
     exit_reason = down.reason

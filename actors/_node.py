@@ -383,6 +383,7 @@ class Node:
         proc._waiting = None
         proc.mailbox = None
         proc.aliases = None
+        proc.waiters = None
         hooks = proc.hooks
         if hooks:
             proc.hooks = None

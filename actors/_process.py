@@ -35,13 +35,22 @@ from trio.lowlevel import (
 from ._context import _process
 from ._errors import Exit, ReceiveTimeoutError
 from ._messages import Down, ExitSignal
-from ._timers import TIMED_OUT
+from ._timers import TIMED_OUT, Wait
 
 if TYPE_CHECKING:
     from ._ids import Pid, Ref
     from ._node import Node
 
-__all__ = ["BUDGET", "Process", "Reply"]
+__all__ = [
+    "BUDGET",
+    "DROP_ON_REPLY",
+    "NO_MONITOR",
+    "OWN_MONITOR",
+    "Process",
+    "Reply",
+    "ReplyWait",
+    "expect_reply",
+]
 
 logger = logging.getLogger("beamlet")
 
@@ -92,6 +101,157 @@ class Reply:
         return f"Reply({self.ref!r}, {self.value!r})"
 
 
+_NOTHING: Any = object()
+
+#: What a ``ReplyWait`` does with the monitor of its ref when it ends (see there).
+NO_MONITOR, DROP_ON_REPLY, OWN_MONITOR = 0, 1, 2
+
+
+class ReplyWait(Wait):
+    """One task of a process waiting for the message tagged with one of its refs.
+
+    A ``call`` waits for the ``Reply`` or the ``Down`` tagged with its ref, a
+    task join for those of the task's ref, ``stop`` for a ``Down``. The wait is
+    entered in ``proc.waiters`` under each of its refs; ``Process.deliver``
+    hands such a message straight to it, never to the mailbox, so that any
+    number of tasks of one process may wait at once, each for its own reply,
+    while plain ``receive`` stays a single waiter.
+
+    ``monitor`` says what to do with the monitor of the same ref when the wait
+    ends: nothing (``NO_MONITOR``); remove it when a ``Reply`` arrives
+    (``DROP_ON_REPLY``: the replier may exit next, and its ``Down`` must not
+    reach the mailbox); or also when the wait times out or is cancelled
+    (``OWN_MONITOR``: the monitor exists for this wait only, as a ``call``'s).
+    Either way it is removed in the step the wait ends.
+
+    Attributes:
+        target: the waiting Trio task; None once the wait is over.
+        msg: the message, if it arrived before the task parked.
+        replies: whether a ``Reply`` is taken (else only a ``Down``).
+    """
+
+    __slots__ = ("monitor", "msg", "parked", "proc", "ref", "refs", "replies")
+
+    def __init__(
+        self,
+        proc: Process,
+        task: trio.lowlevel.Task,
+        ref: Ref | None,
+        replies: bool = True,
+        monitor: int = NO_MONITOR,
+    ) -> None:
+        self.target = task
+        self.proc = proc
+        self.ref = ref
+        self.refs: tuple[Ref, ...] | None = None
+        self.msg = _NOTHING
+        self.parked = False
+        self.replies = replies
+        self.monitor = monitor
+
+    def put(self, msg: Any) -> None:
+        """Give the wait its message (``deliver`` has removed it from ``proc.waiters``)."""
+        task = self.target
+        self.target = None
+        if self.refs is not None:
+            self._unregister()
+        if self.monitor and type(msg) is Reply:
+            proc = self.proc
+            proc.node.demonitor(proc, msg.ref)
+        if self.parked:
+            reschedule(task, Value(msg))  # type: ignore[arg-type]
+        else:
+            self.msg = msg
+
+    def _unregister(self) -> None:
+        waiters = self.proc.waiters
+        if waiters is not None:
+            for ref in self.refs if self.refs is not None else (self.ref,):
+                if waiters.get(ref) is self:  # type: ignore[arg-type]
+                    del waiters[ref]  # type: ignore[arg-type]
+
+    def _give_up(self) -> None:
+        """The wait ends without its message: unregister, and drop its monitors if it owns them."""
+        self.target = None
+        self._unregister()
+        if self.monitor == OWN_MONITOR:
+            proc = self.proc
+            for ref in self.refs if self.refs is not None else (self.ref,):
+                proc.node.demonitor(proc, ref)  # type: ignore[arg-type]
+
+    def abort(self, raise_cancel: object) -> Abort:
+        """The abort function of the parked task (cancellation)."""
+        self._give_up()
+        return Abort.SUCCEEDED
+
+    async def wait(self, timeout: float | None) -> Any:
+        """Wait for the message; return it, or ``TIMED_OUT``.
+
+        Cancellation:
+            A checkpoint. A message taken by the wait is lost to a
+            cancellation that comes with it (a late ``Reply`` to a ``call``
+            is dropped anyway).
+        """
+        if self.target is None:  # it came at once
+            await checkpoint()
+            return self.msg
+        if timeout is not None:
+            if timeout <= 0:
+                self._give_up()
+                await checkpoint()
+                return TIMED_OUT
+            self.proc.node.timers.wait(self, timeout)
+        self.parked = True
+        return await wait_task_rescheduled(self.abort)
+
+    def expire(self) -> None:
+        """The timeout: wake the task with ``TIMED_OUT``."""
+        task = self.target
+        if task is None:
+            return
+        self._give_up()
+        if self.parked:
+            reschedule(task, Value(TIMED_OUT))
+        else:  # pragma: no cover - a wait parks in the step that registers it
+            self.msg = TIMED_OUT
+
+
+def expect_reply(
+    proc: Process,
+    refs: tuple[Ref, ...],
+    *,
+    replies: bool = True,
+    monitor: int = NO_MONITOR,
+) -> ReplyWait:
+    """Register a wait, for the calling task, for the ``Reply`` or ``Down`` tagged with one of ``refs``.
+
+    Register it before whatever may answer (a monitor of a process that is
+    already gone answers at once), then ``await wait.wait(timeout)``. Only a
+    message delivered from now on is seen: look in the mailbox first for one
+    that may already be there. ``Down`` is always taken; ``Reply`` only with
+    ``replies``, and only for refs that are aliases of the process.
+    ``monitor`` says what becomes of the monitors with these refs (see
+    ``ReplyWait``).
+
+    Raises:
+        RuntimeError: another task of the process already waits for one of ``refs``.
+    """
+    waiters = proc.waiters
+    if waiters is None:
+        waiters = proc.waiters = {}
+    for ref in refs:
+        if ref in waiters:
+            raise RuntimeError(f"another task of {proc.pid!r} is already waiting for {ref!r}")
+    waiter = ReplyWait(proc, current_task(), None, replies, monitor)
+    if len(refs) == 1:
+        waiter.ref = refs[0]
+    else:
+        waiter.refs = refs
+    for ref in refs:
+        waiters[ref] = waiter
+    return waiter
+
+
 class Process:
     """The runtime's record of one process. Users see only its ``Pid``.
 
@@ -131,6 +291,7 @@ class Process:
         "node",
         "pid",
         "trap",
+        "waiters",
     )
 
     def __init__(self, node: Node, pid: Pid, fn: Callable[..., Any], args: tuple[Any, ...]):
@@ -154,6 +315,8 @@ class Process:
         self.monitors: dict[Ref, Any] | None = None  # ref -> monitored pid, or (name, node)
         self.monitored_by: dict[Ref, tuple[Pid, Any]] | None = None  # ref -> (watcher, object)
         self.aliases: set[Ref] | None = None
+        #: The tasks of this process waiting for a reply or a Down, by ref.
+        self.waiters: dict[Ref, ReplyWait] | None = None
         #: Exit hooks (see ``Node.process_exited``), in the order they were added.
         self.hooks: dict[Callable[[Process, Any, Any], None], None] | None = None
 
@@ -252,11 +415,22 @@ class Process:
     # -- signals -----------------------------------------------------------------
 
     def deliver(self, msg: Any) -> None:
-        """Append ``msg`` to the mailbox, or hand it to the waiting receive."""
-        if type(msg) is Reply:
-            aliases = self.aliases
-            if aliases is None or msg.ref not in aliases:
-                return  # a late reply to a call that has given up
+        """Hand ``msg`` to the task waiting for it, or to the waiting receive, or queue it."""
+        kind = type(msg)
+        if kind is Reply or kind is Down:
+            waiters = self.waiters
+            if waiters:
+                ref = msg.ref
+                waiter = waiters.pop(ref, None)
+                if waiter is not None:
+                    if kind is Down or waiter.replies:
+                        waiter.put(msg)
+                        return
+                    waiters[ref] = waiter
+            if kind is Reply:
+                aliases = self.aliases
+                if aliases is None or msg.ref not in aliases:
+                    return  # a late reply to a call that has given up
         waiting = self._waiting
         if waiting is not None:
             try:

@@ -17,13 +17,15 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import trio
+from trio.lowlevel import checkpoint_if_cancelled
 
 from ._context import current_process
-from ._errors import ReceiveTimeoutError, describe_reason
+from ._errors import describe_reason
 from ._ids import Pid, Ref
 from ._messages import Down, ExitSignal
 from ._node import check_async
-from ._process import Process, Reply
+from ._process import DROP_ON_REPLY, Process, Reply, expect_reply
+from ._timers import TIMED_OUT
 from ._util import check_number, check_timeout
 
 __all__ = [
@@ -109,8 +111,21 @@ class Task:
             return msg.value
         raise TaskExitError(msg.reason, self.pid)
 
+    async def _wait(self, timeout: float | None) -> Any:
+        """The task's Reply or Down: from the mailbox, or waited for (``TIMED_OUT``)."""
+        proc = self._check_owner()
+        await checkpoint_if_cancelled()
+        msg = proc.take(self._match)
+        if msg is not None:
+            return msg
+        # Any task of the owner may wait; the Reply or Down goes straight to it.
+        waiter = expect_reply(proc, (self.ref,), monitor=DROP_ON_REPLY)
+        return await waiter.wait(timeout)
+
     async def join(self, timeout: float | None = 5.0) -> Any:
         """Wait for the task's result.
+
+        Any task of the owning process may join (one at a time per task).
 
         Args:
             timeout: seconds to wait (``None``: forever).
@@ -118,17 +133,16 @@ class Task:
         Raises:
             TaskTimeoutError: not done in time (the task keeps running).
             TaskExitError: the task exited without a result.
+            RuntimeError: another task of the owner is already joining it.
 
         Cancellation:
             A checkpoint; the task keeps running.
         """
         check_timeout(timeout)
-        proc = self._check_owner()
-        try:
-            msg = await proc.receive(self._match, timeout)
-        except ReceiveTimeoutError:
-            raise TaskTimeoutError(f"{self!r} did not finish within {timeout} s") from None
-        return self._finish(proc, msg)
+        msg = await self._wait(timeout)
+        if msg is TIMED_OUT:
+            raise TaskTimeoutError(f"{self!r} did not finish within {timeout} s")
+        return self._finish(self._owner, msg)
 
     async def poll(self, timeout: float = 0) -> Any:
         """Return the result if the task finishes within ``timeout``, else None.
@@ -137,12 +151,10 @@ class Task:
             TaskExitError: the task exited without a result.
         """
         check_timeout(timeout)
-        proc = self._check_owner()
-        try:
-            msg = await proc.receive(self._match, timeout)
-        except ReceiveTimeoutError:
+        msg = await self._wait(timeout)
+        if msg is TIMED_OUT:
             return None
-        return self._finish(proc, msg)
+        return self._finish(self._owner, msg)
 
     def shutdown(self) -> Any:
         """Kill the task (unlinked first, so the owner survives).
@@ -276,13 +288,17 @@ class AsyncStream:
                 # Every task gets the same time: the oldest one is due first.
                 oldest = next(iter(running.values()))[2]
                 timeout = max(0.0, oldest - trio.current_time())
-            try:
-                msg = await proc.receive(match, timeout)
-            except ReceiveTimeoutError:
+            await checkpoint_if_cancelled()
+            msg = proc.take(match)
+            if msg is None:
+                # Wait in this task, whichever task of the process iterates.
+                waiter = expect_reply(proc, tuple(running), monitor=DROP_ON_REPLY)
+                msg = await waiter.wait(timeout)
+            if msg is TIMED_OUT:
                 await self.aclose()
                 raise TaskTimeoutError(
                     f"a task of the stream did not finish within {self._timeout} s"
-                ) from None
+                )
             index, task, _deadline = running.pop(msg.ref)
             try:
                 value = task._finish(proc, msg)

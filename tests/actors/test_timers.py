@@ -170,3 +170,97 @@ async def test_receive_timeouts_leave_no_timers_behind(
         assert len(node.timers) == 0
 
     await node.run(body)
+
+
+async def test_timeouts_of_many_durations_fire_at_their_exact_times_in_order(
+    node: Node, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Waits go to one lane per duration (or to the heap past MAX_LANES); whatever
+    the mix, each fires at its deadline, and equal deadlines fire in creation order,
+    send_after timers included."""
+    from beamlet.actors._timers import MAX_LANES
+
+    async def waiter(parent: Any, index: int, timeout: float) -> None:
+        start = trio.current_time()
+        with pytest.raises(ReceiveTimeoutError):
+            await receive(timeout=timeout)
+        send_after(0, parent, (index, trio.current_time() - start))
+
+    async def body() -> None:
+        me = self_pid()
+        durations = [1 + (i * 7) % (MAX_LANES + 20) / 4 for i in range(3 * MAX_LANES)]
+        for i, timeout in enumerate(durations):
+            spawn(waiter, me, i, timeout)
+        got = dict([await receive() for _ in durations])
+        assert got == dict(enumerate(durations))
+        assert len(node.timers) == 0
+
+    await node.run(body)
+
+
+async def test_equal_deadlines_fire_in_creation_order(
+    node: Node, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A wait in a lane and a send_after timer due at the same time fire in the
+    order they were made, even when the lane's entry in the heap was made for an
+    earlier wait that has ended since."""
+    from beamlet.actors._timers import Wait
+
+    fired: list[tuple[str, float, int]] = []
+
+    class Probe(Wait):
+        __slots__ = ("label",)
+
+        def __init__(self, label: str) -> None:
+            self.label = label
+            self.target = True
+
+        def expire(self) -> None:
+            queued = node.process_info(me)
+            assert queued is not None
+            fired.append((self.label, trio.current_time() - start, queued.message_queue_len))
+
+    async def body() -> None:
+        first = Probe("ended early")
+        node.timers.wait(first, 2.0)  # due at 2
+        await trio.sleep(1)
+        node.timers.wait(Probe("wait"), 2.0)  # due at 3
+        await trio.sleep(0.5)
+        first.target = None  # ended: the lane's heap entry is now stale
+        send_after(1.5, me, "timer")  # due at 3, made after "wait"
+        node.timers.wait(Probe("later wait"), 1.5)  # due at 3, made last
+        await trio.sleep(2)
+
+    async def idle() -> None:
+        await receive(lambda m: m == "stop")
+
+    start = trio.current_time()
+    me = node.spawn(idle)
+    await node.run(body)
+    assert fired == [("wait", 3.0, 0), ("later wait", 3.0, 1)]
+
+
+async def test_a_lane_stays_bounded_behind_a_long_wait(
+    node: Node, autojump_clock: trio.testing.MockClock
+) -> None:
+    """One wait of 5 s stays pending while 10,000 others of 5 s end at once: the
+    lane is compacted, it does not keep them all until the first one expires."""
+
+    async def long_wait() -> None:
+        with pytest.raises(ReceiveTimeoutError):
+            await receive(timeout=5.0)
+
+    async def body() -> int:
+        spawn(long_wait)
+        await trio.lowlevel.checkpoint()
+        me = self_pid()
+        for i in range(10_000):
+            send_after(0, me, i)
+            assert await receive(timeout=5.0) == i
+        lane = node.timers._lanes[5.0]
+        return len(lane.entries)
+
+    assert await node.run(body) <= 2048
+    await trio.sleep(6)
+    assert len(node.timers) == 0
+    assert node.timers._lanes == {}
