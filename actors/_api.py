@@ -59,7 +59,9 @@ def spawn(
         trap_exits: start it trapping exits.
 
     Returns:
-        The new process's pid. The process starts at the caller's next checkpoint.
+        The new process's pid. The process starts at the caller's next
+        checkpoint; in a burst of spawns, the later ones start a few
+        scheduling rounds later.
 
     Raises:
         TypeError: ``fn`` is not an async function, or ``name`` not a str.

@@ -11,14 +11,22 @@ import contextvars
 import inspect
 import logging
 import math
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
+import attrs
 import outcome
 import trio
 from outcome import Value
-from trio.lowlevel import Abort, current_task, reschedule, wait_task_rescheduled
+from trio.lowlevel import (
+    Abort,
+    cancel_shielded_checkpoint,
+    current_task,
+    reschedule,
+    wait_task_rescheduled,
+)
 
 from ._context import _node, _process
 from ._errors import (
@@ -50,6 +58,42 @@ T = TypeVar("T")
 
 #: Worker tasks kept parked for future processes, per node.
 MAX_IDLE_WORKERS = 256
+
+#: New worker tasks a node starts before the next of them has run; past this,
+#: spawns in a burst wait in the node's queue for a worker (see ``Node.spawn_process``).
+BURST_TASKS = 64
+
+
+def _has_worker_reuse() -> bool:
+    """Whether this Trio lets a parked worker task take up a new process.
+
+    A worker whose process has finished runs the next one: parked (public
+    ``wait_task_rescheduled``) and woken with ``reschedule`` by ``spawn``, or
+    taking a queued process itself. Either way the next process must run in
+    its own ``contextvars`` context, which means assigning the task's
+    ``context``, an attribute Trio documents for reading only; its run loop
+    reads it at every step. When a Trio release changes that, each process
+    gets a task of its own (``nursery.start_soon``), as plain Trio code would,
+    which is correct, only slower to spawn (a test checks that the fast path is
+    in use with the Trio the package is tested against).
+    """
+    try:
+        from trio._core._run import unrolled_run
+    except ImportError:  # pragma: no cover - depends on the Trio release
+        return False
+    task = trio.lowlevel.Task
+    code = getattr(unrolled_run, "__code__", None)
+    return (
+        attrs.has(task)
+        and "context" in attrs.fields_dict(task)
+        and task.__setattr__ is object.__setattr__
+        and code is not None
+        and "context" in code.co_names
+    )
+
+
+#: True when processes run in reused worker tasks (see above).
+WORKER_REUSE = _has_worker_reuse()
 
 #: The name of a node that is not distributed, as in Erlang.
 LOCAL_NODE_NAME = "nonode@nohost"
@@ -132,6 +176,16 @@ class Node:
         self._nursery = nursery
         self._procs: dict[int, Process] = {}
         self._idle: list[trio.lowlevel.Task] = []  # parked worker tasks
+        # Spawn bursts (see ``spawn_process``): processes waiting for a worker,
+        # each with the context it was spawned in; worker tasks started and not
+        # yet running; workers switching to a queued process; and the processes
+        # started while others were queued, not yet replaced, that may have
+        # blocked their worker (``_burst_check``).
+        self._reuse = WORKER_REUSE
+        self._pending: deque[tuple[Process, contextvars.Context]] = deque()
+        self._fresh = 0
+        self._switching = 0
+        self._running_queued: set[Process] = set()
         self._names: dict[str, Process] = {}
         self._next_id = Counter()
         self._next_ref = Counter()
@@ -294,8 +348,16 @@ class Node:
             task = idle.pop()
             task.context = contextvars.copy_context()
             reschedule(task, Value(proc))
-        else:
+        elif self._fresh < BURST_TASKS or not self._reuse:
+            self._fresh += 1
             self._nursery.start_soon(self._worker, proc, name="beamlet.process")
+        else:
+            # A burst: many spawns before any new worker has run. The process
+            # waits for a worker, in a copy of the spawner's context: one
+            # whose process ends takes it (a schedule point instead of a new
+            # task and cancel scope), and new workers replace those whose
+            # processes block (``_burst_check``).
+            self._pending.append((proc, contextvars.copy_context()))
         return proc
 
     async def _worker(self, proc: Process | None) -> None:
@@ -303,25 +365,72 @@ class Node:
 
         Each process runs inside the worker's cancel scope, which is cancelled
         only to kill the process running in it; after that the worker opens a
-        new one. Between processes the worker parks in ``_idle`` (at most
-        ``MAX_IDLE_WORKERS`` of them), so that most spawns cost neither a new
-        Trio task nor a new cancel scope.
+        new one. When its process ends, the worker takes the next process
+        waiting in the node's queue, or parks in ``_idle`` (at most
+        ``MAX_IDLE_WORKERS`` of them) until ``spawn`` hands it one, so that
+        most spawns cost neither a new Trio task nor a new cancel scope.
+        (Its frame stays small: it lives as long as the process it runs.)
         """
+        self._fresh -= 1
         while proc is not None:
             with trio.CancelScope() as scope:
                 while proc is not None:
+                    if self._pending:
+                        self._burst_check(proc)
                     await proc.main(scope)
+                    if self._running_queued:
+                        self._running_queued.discard(proc)
                     if scope.cancel_called:
                         break  # the process swallowed its kill; the scope is spent
-                    proc = await self._park()
+                    proc = await self._next()
                 else:
                     return
-            proc = await self._park()
+            self._running_queued.discard(proc)  # it was killed
+            proc = await self._next()
 
-    async def _park(self) -> Process | None:
-        """Wait, idle, for the next process to run; None means: exit."""
+    def _burst_check(self, proc: Process) -> None:
+        """Before a worker runs ``proc`` while other processes wait in the queue.
+
+        The queued processes must all start, however many of the running ones
+        block. A process recorded here that is still running at the next check
+        has blocked its worker (it has ended its step without ending), so a new
+        worker is started, for a queued process, in its place. If no other
+        worker is due to look at the queue, one is started too.
+        """
+        pending = self._pending
+        running = self._running_queued
+        new = len(running)
+        if new:
+            running.clear()  # replaced: they may end whenever they like
+        elif self._fresh == 0 and self._switching == 0:
+            new = 1
+        for _ in range(min(new, len(pending))):
+            queued, context = pending.popleft()
+            # The new task runs in a copy of the context the process was spawned in.
+            context.run(self._start_worker, queued)
+        if pending:
+            running.add(proc)
+
+    def _start_worker(self, proc: Process) -> None:
+        self._fresh += 1
+        self._nursery.start_soon(self._worker, proc, name="beamlet.process")
+
+    async def _next(self) -> Process | None:
+        """The next process for this worker: a queued one, or, parked in
+        ``_idle``, one that ``spawn`` hands it; None means: exit."""
+        pending = self._pending
+        if pending:
+            proc, context = pending.popleft()
+            # Its first step must run in its own context: switch, then yield once.
+            current_task().context = context
+            self._switching += 1
+            try:
+                await cancel_shielded_checkpoint()
+            finally:
+                self._switching -= 1
+            return proc
         idle = self._idle
-        if self.closed or len(idle) >= MAX_IDLE_WORKERS:
+        if self.closed or len(idle) >= MAX_IDLE_WORKERS or not self._reuse:
             return None
         task = current_task()
         idle.append(task)
@@ -330,8 +439,8 @@ class Node:
             idle.remove(task)
             return Abort.SUCCEEDED
 
-        proc: Process = await wait_task_rescheduled(abort)
-        return proc
+        next_proc: Process = await wait_task_rescheduled(abort)
+        return next_proc
 
     async def run(self, fn: Callable[..., Awaitable[T]], *args: Any, **opts: Any) -> T:
         """Run ``fn(*args)`` as a process of this node and return its result.
@@ -782,6 +891,11 @@ class Node:
         self.closed = True
         for proc in list(self._procs.values()):
             proc.kill("shutdown")
+        # Queued processes never get a worker now: they end here, unstarted.
+        pending = self._pending
+        while pending:
+            proc, context = pending.popleft()
+            context.run(proc.end_unstarted)
         if self._watchdog is not None:
             self._watchdog.stop()
         self._nursery.cancel_scope.cancel()

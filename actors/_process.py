@@ -387,6 +387,16 @@ class Process:
             self._scope = None
             self.node.process_exited(self, reason, result)
 
+    def end_unstarted(self) -> None:
+        """End, as ``main`` would, a process that never ran: its node shut down first.
+
+        Call it in the context the process was spawned in.
+        """
+        _process.set(self)
+        if self.exit_reason is None:
+            self.exit_reason = "shutdown"
+        self.node.process_exited(self, self.exit_reason, None)
+
     def _crash_report(self, exc: BaseException) -> None:
         logger.error(
             "process %r%s running %s crashed: %r",
