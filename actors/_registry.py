@@ -32,6 +32,7 @@ from ._registry_state import (
     unique_table as _unique_table,
 )
 from ._registry_table import Table, unhashable_key
+from ._util import check_number
 
 __all__ = ["Registry", "Via"]
 
@@ -108,10 +109,7 @@ def _check_options(
     _check_registry_name(None, None, name)
     if keys not in ("unique", "duplicate") or not isinstance(keys, str):
         raise ValueError(f"Registry keys must be 'unique' or 'duplicate', not {keys!r}")
-    if isinstance(partitions, bool) or not isinstance(partitions, int):
-        raise TypeError(f"Registry partitions must be a positive int, not {partitions!r}")
-    if partitions < 1:
-        raise ValueError(f"Registry partitions must be a positive int, not {partitions!r}")
+    check_number(partitions, "Registry partitions", minimum=1, integer=True)
     if isinstance(listeners, str | bytes) or not isinstance(listeners, Iterable):
         raise TypeError(
             f"Registry listeners must be a list of process names or pids, not {listeners!r}"

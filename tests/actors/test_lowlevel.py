@@ -485,3 +485,21 @@ def test_check_timeout_and_is_clean_exit() -> None:
     assert not any(
         is_clean_exit(r) for r in ["killed", "kill", ("shutdown",), ["shutdown", 1], "noproc"]
     )
+
+
+def test_numeric_options_are_checked_in_one_place() -> None:
+    """The runtime, supervision and distribution check numbers with ``check_number``."""
+    import re
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    copy = re.compile(r"isinstance\((\w+), bool\) or not isinstance\(\1, (int|float)")
+    found = [
+        f"{path.relative_to(repo)}:{n}"
+        for package in ("actors", "supervisors", "cluster")
+        for path in sorted((repo / package).rglob("*.py"))
+        if path.name != "_util.py"
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if copy.search(line)
+    ]
+    assert found == []
