@@ -23,6 +23,7 @@ from beamlet.actors.lowlevel import (
 from ._cookie import Cookie, resolve_cookie
 from ._distribution import Distribution, check_node_type
 from ._events import validate_node_name
+from ._frames import DEFAULT_MAX_FRAME_SIZE
 from ._limits import MAX_UNAUTHENTICATED
 from ._transport import TCPTransport, TLSConfig, Transport, split_address
 
@@ -77,7 +78,7 @@ async def start_distribution(
     transport: Transport | None = None,
     ticktime: float = 15.0,
     handshake_timeout: float = 7.0,
-    max_frame_size: int = 64 * 1024 * 1024,
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
     busy_limit: int = 1024 * 1024,
     seed_interval: float = 2.0,
     discovery: tuple[Any, ...] | list[Any] = (),
@@ -107,7 +108,7 @@ async def start_distribution(
         transport: a custom transport (the simulation passes an in-memory one).
         ticktime: seconds of silence after which a peer is declared down.
         handshake_timeout: seconds a connection may take to authenticate.
-        max_frame_size: the largest frame accepted, in bytes.
+        max_frame_size: the largest frame sent or accepted, in bytes (8 MiB).
         busy_limit: unsent bytes per connection past which ``send`` raises.
         seed_interval: seconds between attempts to reach the seeds.
         discovery: discovery strategies, e.g. ``[DNSPoll("app.internal", 4370)]``.
@@ -231,7 +232,7 @@ async def open_node(
     transport: Transport | None = None,
     ticktime: float = 15.0,
     handshake_timeout: float = 7.0,
-    max_frame_size: int = 64 * 1024 * 1024,
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
     busy_limit: int = 1024 * 1024,
     seed_interval: float = 2.0,
     discovery: tuple[Any, ...] | list[Any] = (),
@@ -319,7 +320,7 @@ def run(
     transport: Transport | None = None,
     ticktime: float = 15.0,
     handshake_timeout: float = 7.0,
-    max_frame_size: int = 64 * 1024 * 1024,
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
     busy_limit: int = 1024 * 1024,
     seed_interval: float = 2.0,
     discovery: tuple[Any, ...] | list[Any] = (),

@@ -40,8 +40,8 @@ from typing import Any, Final
 from beamlet.actors import Pid
 
 from ._auth import AuthKey, Role, Transcript, new_nonce
-from ._codec import Codec
-from ._errors import LocalProtocolError, RemoteProtocolError, short_repr
+from ._codec import Codec, Decoding
+from ._errors import DecodeError, LocalProtocolError, RemoteProtocolError, short_repr
 from ._events import (
     DATA_EVENTS,
     Capability,
@@ -60,10 +60,12 @@ from ._events import (
 from ._frames import (
     DEFAULT_MAX_FRAME_SIZE,
     KINDS,
+    LARGE_FRAME,
     MAX_HANDSHAKE_FRAME,
     SEND_HEAD,
     FrameReader,
     SendCodec,
+    data_event,
     decode_data,
     decode_handshake,
     encode_data,
@@ -228,6 +230,10 @@ class Connection:
         self._codec = Codec(registry, max_size=max_frame_size)
         self._sends = SendCodec(self._codec)
         self._reader = FrameReader()
+        # The frames over LARGE_FRAME bytes are decoded in steps, by next_events.
+        self._small_frame = min(self.max_frame_size, LARGE_FRAME)
+        self._decoding: Decoding | None = None
+        self._decoding_head = b""  # the first bytes of the frame being decoded
         self._out = bytearray()
         self._nonce = new_nonce()
         self._hello: Hello | None = None
@@ -254,6 +260,17 @@ class Connection:
     def state(self) -> State:
         """The current state."""
         return self._state
+
+    @property
+    def decoding(self) -> bool:
+        """True while a large data frame is half decoded: call ``next_events`` again.
+
+        ``next_events`` decodes a data frame of more than ``LARGE_FRAME``
+        bytes a step at a time, and returns (the events before it) after each
+        step until the frame's event is ready, so that the driver can let
+        other work run in between. Events keep their order.
+        """
+        return self._decoding is not None
 
     @property
     def codec(self) -> Codec:
@@ -408,13 +425,18 @@ class Connection:
             RemoteProtocolError, LocalProtocolError: as ``receive_data`` and
                 ``next_events``.
         """
-        if self._state is not _CONNECTED or self._eof or self._reader.buffered:
+        if (
+            self._state is not _CONNECTED
+            or self._eof
+            or self._reader.buffered
+            or self._decoding is not None
+        ):
             self.receive_data(data)
             return self.next_events(limit)
         left = (1 << 62) if limit is None else limit
         events: list[Event] = []
         n = len(data)
-        pos = self._sends.decode_run(data, 0, n, self.max_frame_size, left, events)
+        pos = self._sends.decode_run(data, 0, n, self._small_frame, left, events)
         if pos == n:
             return events
         self._reader.feed(memoryview(data)[pos:] if pos else data)
@@ -442,6 +464,11 @@ class Connection:
         if state is _ERROR:
             raise RemoteProtocolError(f"the connection failed earlier: {self.failure}")
         try:
+            if self._decoding is not None:  # left half done by next_events
+                decoded = None
+                while decoded is None:
+                    decoded = self._decode_step()
+                return decoded
             limit = self.max_frame_size if state is _CONNECTED else MAX_HANDSHAKE_FRAME
             body = self._reader.next_frame(limit)
             if body is None:
@@ -474,9 +501,13 @@ class Connection:
         """Return the events of the complete frames buffered (maybe none).
 
         Once connected, this is ``next_event`` called until it returns
-        ``NEED_DATA``, or ``limit`` times, in one go. During the handshake it
-        returns at most one event, as the answer to each must be sent before
-        the next is read. A ``ConnectionClosed`` comes last.
+        ``NEED_DATA``, or ``limit`` times, in one go; except that a data frame
+        of more than ``LARGE_FRAME`` bytes is decoded a step at a time (at
+        most ``STEP_BYTES`` of it per call, see ``Codec.decode_steps``): while
+        ``decoding`` is True, the call returns after one step, and the next
+        call goes on. During the handshake it returns at most one event, as
+        the answer to each must be sent before the next is read. A
+        ``ConnectionClosed`` comes last.
 
         Args:
             limit: return at most this many events (by default, all there are).
@@ -493,20 +524,38 @@ class Connection:
         sends = self._sends
         reader = self._reader
         max_size = self.max_frame_size
+        small = self._small_frame
         left = (1 << 62) if limit is None else limit
         events: list[Event] = []
         append = events.append
         try:
             while left > 0:
+                if self._decoding is not None:
+                    decoded = self._decode_step()
+                    if decoded is None:
+                        break  # one step per call
+                    append(decoded)
+                    left -= 1
+                    continue
                 # Runs of Send frames straight from the buffer; any other
                 # frame, one at a time, by the general path.
-                left -= reader.take_sends(sends, max_size, left, events)
+                left -= reader.take_sends(sends, small, left, events)
                 if left <= 0:
                     break
                 bodies = reader.frames(max_size, 1)
                 if not bodies:
                     break
                 body = bodies[0]
+                if len(body) > small:
+                    kind = frame_kind(body)
+                    if kind not in allowed:
+                        self._bad_kind(kind)
+                    try:
+                        self._decoding = codec.decode_steps(body)
+                    except DecodeError as exc:  # pragma: no cover - the reader checked the size
+                        raise RemoteProtocolError(f"undecodable data frame: {exc}") from None
+                    self._decoding_head = bytes(body[:2])
+                    continue
                 left -= 1
                 if body.startswith(SEND_HEAD):
                     sent = sends.decode(body)
@@ -523,9 +572,27 @@ class Connection:
             if events:
                 return events
             raise
-        if not events and self._eof:
+        if not events and self._eof and self._decoding is None:
             return [self.next_event()]  # type: ignore[list-item]
         return events
+
+    def _decode_step(self) -> Event | None:
+        """One step of the large frame being decoded; its event once done, else None.
+
+        Raises:
+            RemoteProtocolError: the frame does not decode.
+        """
+        decoding = self._decoding
+        assert decoding is not None
+        try:
+            if not decoding.step():
+                return None
+        except DecodeError as exc:
+            raise RemoteProtocolError(f"undecodable data frame: {exc}") from None
+        finally:
+            if decoding.done:
+                self._decoding = None
+        return data_event(self._decoding_head, decoding.value)
 
     def _bad_kind(self, kind: int | None) -> None:
         state = self._state.name

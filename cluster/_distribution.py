@@ -42,6 +42,7 @@ from beamlet.actors.lowlevel import Node
 
 from . import _wire as wire
 from ._cookie import Cookie
+from ._frames import DEFAULT_MAX_FRAME_SIZE
 from ._limits import MAX_UNAUTHENTICATED, FailureLog, OldestFirst
 from ._membership import (
     AUTO_CONNECT,
@@ -89,7 +90,7 @@ class Distribution(NetworkRouter):
         seeds: tuple[str, ...] = (),
         ticktime: float = 15.0,
         handshake_timeout: float = 7.0,
-        max_frame_size: int = 64 * 1024 * 1024,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         busy_limit: int = 1024 * 1024,
         seed_interval: float = 2.0,
         connect_all: bool = True,

@@ -30,7 +30,9 @@ Handshake frames are plain msgpack (no extension types) of at most
 ignored. Data frames are encoded with the codec, within the connection's
 ``max_frame_size``. The kind sits in the body's second byte, so a frame that
 is illegal in the current state is refused before it is decoded, and an
-oversized one from its length prefix, before its body is buffered.
+oversized one from its length prefix, before its body is buffered. A data
+frame over ``LARGE_FRAME`` bytes is decoded a step at a time (see
+``Connection.next_events``).
 
 ``Send`` frames carry nearly all the traffic; ``SendCodec`` makes and reads
 them by a shortcut, with the bytes and the limits of the general path.
@@ -45,7 +47,7 @@ from typing import Any
 import msgpack  # type: ignore[import-untyped]
 from beamlet.actors import Pid
 
-from ._codec import EXT_PID, Codec
+from ._codec import DEFAULT_MAX_SIZE, EXT_PID, Codec
 from ._errors import DecodeError, RemoteProtocolError, short_repr
 from ._events import (
     Challenge,
@@ -72,6 +74,7 @@ __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",
     "HEADER",
     "KINDS",
+    "LARGE_FRAME",
     "MAX_HANDSHAKE_FRAME",
     "PROTOCOL_NAME",
     "SEND",
@@ -80,6 +83,7 @@ __all__ = [
     "TICK_FRAME",
     "FrameReader",
     "SendCodec",
+    "data_event",
     "decode_data",
     "decode_handshake",
     "encode_data",
@@ -90,8 +94,14 @@ __all__ = [
 HEADER = struct.Struct(">I")
 #: The largest handshake frame body accepted or sent.
 MAX_HANDSHAKE_FRAME = 4096
-#: The default largest data frame body.
-DEFAULT_MAX_FRAME_SIZE = 64 * 1024 * 1024
+#: The default largest data frame body. Decoding a frame may take up to about
+#: 80 times its size in memory (see the codec's "Cost" section): 8 MiB keeps
+#: one frame under 700 MB in the worst case, and a few dozen MB usually.
+DEFAULT_MAX_FRAME_SIZE = DEFAULT_MAX_SIZE
+#: Data frame bodies larger than this are decoded a step at a time
+#: (``Codec.decode_steps``), so that the caller can let other work run
+#: between steps; smaller ones are decoded at once, with bounded cost.
+LARGE_FRAME = 64 * 1024
 #: Names the protocol in ``Hello``, so that a stray client is told apart early.
 PROTOCOL_NAME = "beamlet"
 
@@ -594,6 +604,15 @@ def decode_data(body: bytes | bytearray, codec: Codec) -> DataEvent:
         v = codec.decode(body)
     except DecodeError as exc:
         raise RemoteProtocolError(f"undecodable data frame: {exc}") from None
+    return data_event(body, v)
+
+
+def data_event(body: bytes | bytearray, v: Any) -> DataEvent:
+    """The event of a (non-empty) data frame ``body``, whose decoded value is ``v``.
+
+    Raises:
+        RemoteProtocolError: the value is not a data frame.
+    """
     if body[0] == 0x93 and body[1] == SEND and type(v[1]) is Pid:
         return _new_send(v[1], v[2])  # [16, pid, msg]: nearly all the traffic
     kind = v[0] if type(v) is list and v else None

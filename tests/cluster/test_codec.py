@@ -534,17 +534,18 @@ def test_size_limits() -> None:
 
 
 def test_length_limits() -> None:
-    c = Codec(max_array_len=10, max_map_len=5)
-    for ok in ([0] * 10, (0,) * 10, set(range(10)), dict.fromkeys(range(5))):
+    c = Codec(max_array_len=10, max_map_len=5, max_set_len=7)
+    for ok in ([0] * 10, (0,) * 10, set(range(7)), frozenset(range(7)), dict.fromkeys(range(5))):
         assert_same(c.decode(c.encode(ok)), ok)
     for too_long in (
         [0] * 11,
         (0,) * 11,
-        frozenset(range(11)),
+        set(range(8)),
+        [frozenset(range(8))],
         [[0] * 11],
         dict.fromkeys(range(6)),
     ):
-        with pytest.raises(ValueError, match=r"max_array_len|max_map_len"):
+        with pytest.raises(ValueError, match=r"max_array_len|max_map_len|max_set_len"):
             c.encode(too_long)
         with pytest.raises(DecodeError):
             c.decode(Codec().encode(too_long))
