@@ -18,6 +18,7 @@ from ._api import (
     send as send,
     send_after as send_after,
     send_exit as send_exit,
+    set_max_mailbox as set_max_mailbox,
     spawn as spawn,
     spawn_link as spawn_link,
     spawn_monitor as spawn_monitor,

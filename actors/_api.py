@@ -27,6 +27,7 @@ __all__ = [
     "send",
     "send_after",
     "send_exit",
+    "set_max_mailbox",
     "spawn",
     "spawn_link",
     "spawn_monitor",
@@ -43,6 +44,7 @@ def spawn(
     name: str | Via | None = None,
     link: bool = False,
     trap_exits: bool = False,
+    max_mailbox: int | None = None,
 ) -> Pid:
     """Start ``fn(*args)`` as a new process on the current node.
 
@@ -57,6 +59,11 @@ def spawn(
             ``Registry.via`` name, which it holds in that registry.
         link: link it to the calling process, atomically.
         trap_exits: start it trapping exits.
+        max_mailbox: bound its mailbox: when a message arrives that makes it
+            hold more than this many, the process is killed with reason
+            ``"mailbox_overflow"`` and an error is logged (Erlang's
+            ``max_heap_size``, for the mailbox). ``None`` (the default): no
+            bound. See ``set_max_mailbox``.
 
     Returns:
         The new process's pid. The process starts at the caller's next
@@ -65,6 +72,7 @@ def spawn(
 
     Raises:
         TypeError: ``fn`` is not an async function, or ``name`` not a str.
+        ValueError: ``max_mailbox`` is not an int >= 1 (``TypeError`` if not an int).
         NameTakenError: ``name`` is already registered (for a via name,
             ``AlreadyRegisteredError``, which names the holder).
         NotInProcessError: there is no current node (or, with ``link``, no current process).
@@ -72,11 +80,20 @@ def spawn(
     proc = _process.get()
     if proc is not None:
         return proc.node.spawn_process(
-            fn, args, name=name, link_to=proc if link else None, trap_exits=trap_exits
+            fn,
+            args,
+            name=name,
+            link_to=proc if link else None,
+            trap_exits=trap_exits,
+            max_mailbox=max_mailbox,
         ).pid
     if link:
         raise NotInProcessError("spawn(link=True) needs a calling process")
-    return current_node().spawn_process(fn, args, name=name, trap_exits=trap_exits).pid
+    return (
+        current_node()
+        .spawn_process(fn, args, name=name, trap_exits=trap_exits, max_mailbox=max_mailbox)
+        .pid
+    )
 
 
 def spawn_link(fn: Callable[..., Awaitable[Any]], *args: Any, **opts: Any) -> Pid:
@@ -90,6 +107,7 @@ def spawn_monitor(
     name: str | Via | None = None,
     link: bool = False,
     trap_exits: bool = False,
+    max_mailbox: int | None = None,
 ) -> tuple[Pid, Ref]:
     """``spawn`` and monitor the new process, atomically; return ``(pid, ref)``.
 
@@ -101,7 +119,12 @@ def spawn_monitor(
     proc = current_process()
     node = proc.node
     pid = node.spawn_process(
-        fn, args, name=name, link_to=proc if link else None, trap_exits=trap_exits
+        fn,
+        args,
+        name=name,
+        link_to=proc if link else None,
+        trap_exits=trap_exits,
+        max_mailbox=max_mailbox,
     ).pid
     return pid, node.monitor(proc, pid)
 
@@ -285,6 +308,26 @@ def trap_exits(flag: bool = True) -> bool:
     previous = proc.trap
     proc.trap = bool(flag)
     return previous
+
+
+def set_max_mailbox(limit: int | None) -> int | None:
+    """Bound the calling process's mailbox to ``limit`` messages; return the previous bound.
+
+    The process flag behind ``spawn(..., max_mailbox=N)`` (Erlang's
+    ``process_flag(max_heap_size, N)``, for the mailbox). When a message
+    arrives that makes the mailbox hold more than ``limit``, the process is
+    killed with reason ``"mailbox_overflow"`` (so that its supervisor restarts
+    it clean), an error is logged with its pid, name and mailbox length, and
+    the mailbox is emptied. A mailbox already over ``limit`` overflows at once.
+    ``None`` removes the bound (the default: no bound).
+
+    Raises:
+        TypeError / ValueError: ``limit`` is neither None nor an int >= 1.
+        NotInProcessError: called outside a process.
+    """
+    if limit is not None:
+        check_number(limit, "max_mailbox", minimum=1, integer=True)
+    return current_process().set_max_mailbox(limit)
 
 
 def send_after(seconds: float, dest: Pid | str | tuple[str, str] | Via, msg: Any) -> Ref:

@@ -342,17 +342,26 @@ class GenServer:
         *args: Any,
         name: str | Via | None = None,
         timeout: float | None = None,
+        max_mailbox: int | None = None,
     ) -> Pid: ...
 
     @overload
     @classmethod
     async def start(
-        cls, *args: Any, name: str | Via | None = None, timeout: float | None = None
+        cls,
+        *args: Any,
+        name: str | Via | None = None,
+        timeout: float | None = None,
+        max_mailbox: int | None = None,
     ) -> Pid | None: ...
 
     @classmethod
     async def start(
-        cls, *args: Any, name: str | Via | None = None, timeout: float | None = None
+        cls,
+        *args: Any,
+        name: str | Via | None = None,
+        timeout: float | None = None,
+        max_mailbox: int | None = None,
     ) -> Pid | None:
         """Start a server (not linked) and wait for its ``init``.
 
@@ -361,6 +370,8 @@ class GenServer:
             name: register the server under this name (or ``Registry.via``
                 name) before ``init`` runs.
             timeout: seconds to wait for ``init``; then the server is killed.
+            max_mailbox: bound the server's mailbox (see ``spawn``): past it the
+                server is killed with reason ``"mailbox_overflow"``.
 
         Returns:
             The server's pid, or None if ``init`` returned ``Ignore``. For type
@@ -376,7 +387,7 @@ class GenServer:
         Cancellation:
             If cancelled while waiting, the new server is killed.
         """
-        return await cls._start(args, name, timeout, link=False)
+        return await cls._start(args, name, timeout, link=False, max_mailbox=max_mailbox)
 
     @overload
     @classmethod
@@ -385,17 +396,26 @@ class GenServer:
         *args: Any,
         name: str | Via | None = None,
         timeout: float | None = None,
+        max_mailbox: int | None = None,
     ) -> Pid: ...
 
     @overload
     @classmethod
     async def start_link(
-        cls, *args: Any, name: str | Via | None = None, timeout: float | None = None
+        cls,
+        *args: Any,
+        name: str | Via | None = None,
+        timeout: float | None = None,
+        max_mailbox: int | None = None,
     ) -> Pid | None: ...
 
     @classmethod
     async def start_link(
-        cls, *args: Any, name: str | Via | None = None, timeout: float | None = None
+        cls,
+        *args: Any,
+        name: str | Via | None = None,
+        timeout: float | None = None,
+        max_mailbox: int | None = None,
     ) -> Pid | None:
         """Like ``start``, and link the server to the calling process.
 
@@ -415,7 +435,7 @@ class GenServer:
         Cancellation:
             If cancelled while waiting, the new server is killed.
         """
-        return await cls._start(args, name, timeout, link=True)
+        return await cls._start(args, name, timeout, link=True, max_mailbox=max_mailbox)
 
     @classmethod
     def child_spec(
@@ -425,6 +445,7 @@ class GenServer:
         name: str | Via | None = None,
         restart: str = "permanent",
         shutdown: float | str | None = None,
+        max_mailbox: int | None = None,
     ) -> dict[str, Any]:
         """Describe how a supervisor starts this server (a mapping ``ChildSpec`` accepts).
 
@@ -435,10 +456,12 @@ class GenServer:
                 a restarted server registers it again.
             restart: ``"permanent"``, ``"transient"`` or ``"temporary"``.
             shutdown: seconds, ``"brutal_kill"`` or ``"infinity"`` (default: ``cls.shutdown``).
+            max_mailbox: the server's mailbox bound (see ``start``); a
+                restarted server has it again.
         """
 
         async def start_link(*start_args: Any) -> Pid | None:
-            return await cls.start_link(*start_args, name=name)
+            return await cls.start_link(*start_args, name=name, max_mailbox=max_mailbox)
 
         start_link.__qualname__ = f"{cls.__qualname__}.start_link"
         return {
@@ -452,7 +475,12 @@ class GenServer:
 
     @classmethod
     async def _start(
-        cls, args: tuple[Any, ...], name: str | Via | None, timeout: float | None, link: bool
+        cls,
+        args: tuple[Any, ...],
+        name: str | Via | None,
+        timeout: float | None,
+        link: bool,
+        max_mailbox: int | None = None,
     ) -> Pid | None:
         check_timeout(timeout)
         caller = _process.get()
@@ -469,6 +497,7 @@ class GenServer:
                 (cls, args, starting, parent),
                 name=name,
                 link_to=caller if link else None,
+                max_mailbox=max_mailbox,
             )
         except NameTakenError as exc:
             holder = exc.pid if isinstance(exc, AlreadyRegisteredError) else node.whereis(name)  # type: ignore[arg-type]

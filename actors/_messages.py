@@ -55,6 +55,7 @@ class ProcessInfo:
         monitored_by: the pids of the processes monitoring it.
         trap_exits: whether it traps exits.
         function: the qualified name of the function it runs.
+        max_mailbox: its mailbox bound, or ``None``.
     """
 
     pid: Pid
@@ -66,3 +67,4 @@ class ProcessInfo:
     monitored_by: tuple[Pid, ...]
     trap_exits: bool
     function: str
+    max_mailbox: int | None = None

@@ -38,8 +38,9 @@ from ._errors import (
     NotInProcessError,
 )
 from ._ids import Counter, Pid, Ref, new_creation
+from ._mailbox_watch import DEFAULT_MAILBOX_WARNING, watch_mailboxes
 from ._messages import Down, ProcessInfo
-from ._process import Process
+from ._process import BoundedProcess, Process
 from ._registry import Via
 from ._registry_state import rename_registries, via_process, via_registry
 from ._router import LocalRouter, Router
@@ -126,6 +127,11 @@ def check_async(fn: Any) -> None:
             _coroutine_functions[fn] = True
         except TypeError:
             pass
+
+
+def check_max_mailbox(limit: object) -> None:
+    """Raise ``TypeError``/``ValueError`` unless ``limit`` is an int >= 1."""
+    check_number(limit, "max_mailbox", minimum=1, integer=True)
 
 
 def check_name(name: object) -> str:
@@ -277,6 +283,7 @@ class Node:
         name: str | Via | None = None,
         link: bool = False,
         trap_exits: bool = False,
+        max_mailbox: int | None = None,
     ) -> Pid:
         """Start ``fn(*args)`` as a new process of this node; return its pid.
 
@@ -287,6 +294,8 @@ class Node:
                 name), atomically.
             link: link it to the calling process (which must be on this node).
             trap_exits: start it trapping exits.
+            max_mailbox: kill it with ``"mailbox_overflow"`` when its mailbox
+                holds more messages than this (None: no bound).
 
         Raises:
             TypeError: ``fn`` is not an async function, or ``name`` is not a str.
@@ -299,7 +308,9 @@ class Node:
             parent = _process.get()
             if parent is None or parent.node is not self:
                 raise NotInProcessError("spawn(link=True) needs a calling process on this node")
-        return self.spawn_process(fn, args, name=name, link_to=parent, trap_exits=trap_exits).pid
+        return self.spawn_process(
+            fn, args, name=name, link_to=parent, trap_exits=trap_exits, max_mailbox=max_mailbox
+        ).pid
 
     def spawn_process(
         self,
@@ -310,11 +321,14 @@ class Node:
         link_to: Process | None = None,
         trap_exits: bool = False,
         hook: ExitHookFn | None = None,
+        max_mailbox: int | None = None,
     ) -> Process:
         """Create and start a process; the internal form of ``spawn``."""
         if self.closed:
             raise RuntimeError(f"node {self.name} is closed")
         check_async(fn)
+        if max_mailbox is not None:
+            check_max_mailbox(max_mailbox)
         via = None
         if name is not None:
             if type(name) is Via:
@@ -324,7 +338,11 @@ class Node:
                 if name in self._names:
                     raise NameTakenError(f"the name {name!r} is already registered")
         pid = Pid(self.name, self._next_id(), self.creation)
-        proc = Process(self, pid, fn, args)
+        if max_mailbox is None:
+            proc = Process(self, pid, fn, args)
+        else:
+            proc = BoundedProcess(self, pid, fn, args)
+            proc.max_mailbox = max_mailbox
         self._procs[pid.id] = proc
         if type(name) is str:
             proc.name = name
@@ -882,6 +900,7 @@ class Node:
             monitored_by=tuple(w for w, _ in (proc.monitored_by or {}).values()),
             trap_exits=proc.trap,
             function=proc.function_name,
+            max_mailbox=proc.max_mailbox,
         )
 
     # -- lifecycle -------------------------------------------------------------------
@@ -906,6 +925,7 @@ async def open_node(
     *,
     name: str = LOCAL_NODE_NAME,
     watchdog_threshold: float | None = 0.1,
+    mailbox_warning: int | None = DEFAULT_MAILBOX_WARNING,
 ) -> AsyncIterator[Node]:
     """Open a local node inside a running Trio program.
 
@@ -918,6 +938,10 @@ async def open_node(
         name: the node name; ``"nonode@nohost"`` for a node that is not distributed.
         watchdog_threshold: log any step of a process that blocks the event loop
             longer than this many seconds; ``None`` turns the watchdog off.
+        mailbox_warning: log a warning (at most once a minute per process)
+            when a mailbox holds more messages than this; the node looks once
+            a second. ``None`` turns it off. To bound a mailbox, see
+            ``spawn(..., max_mailbox=...)``.
 
     Yields:
         The ``Node``. Its processes run until the ``async with`` block ends;
@@ -931,10 +955,15 @@ async def open_node(
     check_number(
         watchdog_threshold, "watchdog_threshold", strict=True, optional=True, unit="seconds"
     )
+    check_number(mailbox_warning, "mailbox_warning", minimum=1, integer=True, optional=True)
     try:
         async with trio.open_nursery() as nursery:
             node = Node(nursery, name)
             nursery.start_soon(node.timers.run, name=f"beamlet timers {name}")
+            if mailbox_warning is not None:
+                nursery.start_soon(
+                    watch_mailboxes, node, mailbox_warning, name=f"beamlet mailboxes {name}"
+                )
             if watchdog_threshold is not None and math.isfinite(watchdog_threshold):
                 node._watchdog = Watchdog(node, watchdog_threshold)
                 node._watchdog.start()
@@ -956,6 +985,7 @@ def run(
     *args: Any,
     name: str = LOCAL_NODE_NAME,
     watchdog_threshold: float | None = 0.1,
+    mailbox_warning: int | None = DEFAULT_MAILBOX_WARNING,
 ) -> T:
     """Run ``main(*args)`` as the first process of a new local node, and return its result.
 
@@ -967,6 +997,7 @@ def run(
         *args: its arguments.
         name: the node name (as for ``open_node``).
         watchdog_threshold: as for ``open_node``.
+        mailbox_warning: as for ``open_node``.
 
     Returns:
         What ``main`` returned.
@@ -981,7 +1012,9 @@ def run(
     async def entry() -> T:
         # Capture the outcome inside the node so that main's own exception is
         # raised, not the nursery's exception group around it.
-        async with open_node(name=name, watchdog_threshold=watchdog_threshold) as node:
+        async with open_node(
+            name=name, watchdog_threshold=watchdog_threshold, mailbox_warning=mailbox_warning
+        ) as node:
             result = await outcome.acapture(node.run, main, *args)
         return result.unwrap()  # type: ignore[no-any-return,unused-ignore]
 

@@ -44,8 +44,10 @@ if TYPE_CHECKING:
 __all__ = [
     "BUDGET",
     "DROP_ON_REPLY",
+    "MAILBOX_OVERFLOW",
     "NO_MONITOR",
     "OWN_MONITOR",
+    "BoundedProcess",
     "Process",
     "Reply",
     "ReplyWait",
@@ -53,6 +55,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger("beamlet")
+
+#: The exit reason of a process killed for a mailbox over its ``max_mailbox``.
+MAILBOX_OVERFLOW = "mailbox_overflow"
 
 #: Messages a process may take from its mailbox before ``receive`` yields to
 #: the scheduler even though more mail is waiting.
@@ -265,12 +270,14 @@ class Process:
         trap: whether it traps exits.
         exit_reason: None while it runs; the reason it is being killed with
             once that is decided.
+        max_mailbox: its mailbox bound, or None (read only; see ``set_max_mailbox``).
 
     Methods: ``deliver(msg)`` (put a message in its mailbox, as a local
     ``send`` does), ``kill(reason)`` (end it with ``reason``, whatever it
     traps), ``take(match)`` (remove the oldest matching queued message,
-    without waiting; its own process only), ``status`` and
-    ``function_name``. Use ``beamlet.actors.receive`` to wait for messages.
+    without waiting; its own process only), ``set_max_mailbox(limit)``
+    (bound its mailbox), ``status`` and ``function_name``. Use
+    ``beamlet.actors.receive`` to wait for messages.
     """
 
     __slots__ = (
@@ -285,6 +292,7 @@ class Process:
         "hooks",
         "links",
         "mailbox",
+        "max_mailbox",
         "monitored_by",
         "monitors",
         "name",
@@ -301,6 +309,8 @@ class Process:
         self.args = args
         self.name: str | None = None
         self.mailbox: deque[Any] | None = None  # created on first message
+        #: The mailbox bound; a bounded process is a ``BoundedProcess``.
+        self.max_mailbox: int | None = None
         self._waiting: Callable[[Any], Any] | None = None
         self._task: trio.lowlevel.Task | None = None
         self._scope: trio.CancelScope | None = None
@@ -460,6 +470,44 @@ class Process:
             mailbox = self.mailbox = deque()
         mailbox.append(msg)
 
+    def set_max_mailbox(self, limit: int | None) -> int | None:
+        """Bound the mailbox to ``limit`` messages (None: no bound); return the previous bound.
+
+        A process with a bound is a ``BoundedProcess``, whose ``deliver``
+        checks it: the others pay nothing for the feature. A mailbox already
+        over the new bound is an overflow at once.
+        """
+        previous = self.max_mailbox
+        self.max_mailbox = limit
+        self.__class__ = Process if limit is None else BoundedProcess
+        mailbox = self.mailbox
+        if limit is not None and mailbox is not None and len(mailbox) > limit:
+            self._mailbox_overflow(len(mailbox))
+        return previous
+
+    def _mailbox_overflow(self, length: int) -> None:
+        """Kill this process, whose mailbox holds ``length`` messages, over its bound."""
+        if self.exit_reason is not None:
+            return
+        logger.error(
+            "process %r%s running %s killed: %d messages in its mailbox, over max_mailbox=%d",
+            self.pid,
+            f" ({self.name})" if self.name else "",
+            self.function_name,
+            length,
+            self.max_mailbox,
+            extra={
+                "beamlet_pid": self.pid,
+                "beamlet_name": self.name,
+                "beamlet_function": self.function_name,
+                "beamlet_reason": MAILBOX_OVERFLOW,
+                "beamlet_message_queue_len": length,
+            },
+        )
+        self.kill(MAILBOX_OVERFLOW)
+        if self.mailbox is not None:
+            self.mailbox.clear()  # freed now; what comes until it exits is dropped
+
     def exit_signal(self, sender: Pid, reason: Any, *, link: bool) -> None:
         """Apply an exit signal, by Erlang's rules (P18-P21)."""
         if self.exit_reason is not None:
@@ -547,6 +595,26 @@ class Process:
     def flush_down(self, ref: Ref) -> None:
         """Remove one queued ``Down`` for ``ref`` (``demonitor(ref, flush=True)``)."""
         self.take(lambda m: type(m) is Down and m.ref == ref)
+
+
+class BoundedProcess(Process):
+    """A process with a mailbox bound (``max_mailbox``): a message past it kills it.
+
+    The process is killed with reason ``"mailbox_overflow"`` and an error is
+    logged; its mailbox is emptied, and what arrives until it has exited is
+    dropped. A message handed straight to a waiting ``receive`` never counts.
+    """
+
+    __slots__ = ()
+
+    def deliver(self, msg: Any) -> None:
+        """``Process.deliver``, then the bound."""
+        if self.exit_reason is MAILBOX_OVERFLOW:
+            return
+        Process.deliver(self, msg)
+        mailbox = self.mailbox
+        if mailbox is not None and len(mailbox) > self.max_mailbox:  # type: ignore[operator]
+            self._mailbox_overflow(len(mailbox))
 
 
 def _unwrap(exc: BaseException) -> BaseException:

@@ -21,6 +21,7 @@ See docs/lowlevel.md ("Building a library on beamlet").
   ``is_clean_exit``; ``describe_reason``, to say in an error message how a
   process ended; ``raise_single``, to raise a lone failure out of a
   nursery's exception group as itself at a public boundary; and ``fixup_module_metadata`` for packages' ``__init__``.
+- Defaults of node options that other packages pass on: ``DEFAULT_MAILBOX_WARNING``.
 """
 
 from ._bad_input import BadInputLog as BadInputLog, short_repr as short_repr
@@ -40,6 +41,7 @@ from ._hooks import (
     send_reply as send_reply,
     unalias as unalias,
 )
+from ._mailbox_watch import DEFAULT_MAILBOX_WARNING as DEFAULT_MAILBOX_WARNING
 from ._node import Node as Node, check_async as check_async
 from ._nodevar import NodeVar as NodeVar
 from ._process import Process as Process, Reply as Reply

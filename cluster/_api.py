@@ -13,6 +13,7 @@ import outcome
 import trio
 from beamlet.actors import LOCAL_NODE_NAME, Node, open_node as open_local_node, self_pid
 from beamlet.actors.lowlevel import (
+    DEFAULT_MAILBOX_WARNING,
     check_async,
     check_number,
     current_node,
@@ -242,6 +243,7 @@ async def open_node(
     insecure: bool = False,
     max_unauthenticated: int = MAX_UNAUTHENTICATED,
     watchdog_threshold: float | None = 0.1,
+    mailbox_warning: int | None = DEFAULT_MAILBOX_WARNING,
 ) -> AsyncIterator[Node]:
     """Open a distributed node inside a running Trio program.
 
@@ -260,7 +262,7 @@ async def open_node(
         max_frame_size, busy_limit, seed_interval, discovery, connect_all,
         hidden, auto_connect, insecure, max_unauthenticated: as for
             ``start_distribution``.
-        watchdog_threshold: as for ``beamlet.actors.open_node``.
+        watchdog_threshold, mailbox_warning: as for ``beamlet.actors.open_node``.
 
     Yields:
         The ``Node``, distributed and listening.
@@ -282,7 +284,9 @@ async def open_node(
     cookie = resolve_cookie(cookie)
     _check_seeds(seeds)
     _check_max_unauthenticated(max_unauthenticated)
-    async with open_local_node(watchdog_threshold=watchdog_threshold) as node:
+    async with open_local_node(
+        watchdog_threshold=watchdog_threshold, mailbox_warning=mailbox_warning
+    ) as node:
         dist = await start_distribution(
             name,
             node=node,
@@ -330,6 +334,7 @@ def run(
     insecure: bool = False,
     max_unauthenticated: int = MAX_UNAUTHENTICATED,
     watchdog_threshold: float | None = 0.1,
+    mailbox_warning: int | None = DEFAULT_MAILBOX_WARNING,
 ) -> T:
     """Run ``main(*args)`` as the first process of a new distributed node; return its result.
 
@@ -344,7 +349,7 @@ def run(
         max_frame_size, busy_limit, seed_interval, discovery, connect_all,
         hidden, auto_connect, insecure, max_unauthenticated: as for
             ``start_distribution``.
-        watchdog_threshold: as for ``beamlet.actors.open_node``.
+        watchdog_threshold, mailbox_warning: as for ``beamlet.actors.open_node``.
 
     Returns:
         What ``main`` returned.
@@ -377,6 +382,7 @@ def run(
             insecure=insecure,
             max_unauthenticated=max_unauthenticated,
             watchdog_threshold=watchdog_threshold,
+            mailbox_warning=mailbox_warning,
         ) as node:
             result = await outcome.acapture(node.run, main, *args)
         return result.unwrap()  # type: ignore[no-any-return]

@@ -9,6 +9,7 @@ import beamlet.actors.lowlevel as lowlevel
 
 PUBLIC = {
     "BadInputLog",
+    "DEFAULT_MAILBOX_WARNING",
     "Call",
     "Cast",
     "ExitHook",
@@ -76,7 +77,7 @@ SUPPORTED = {
         "node_down",
         "shutdown",
     ],
-    "Process": ["deliver", "kill", "take", "status", "function_name"],
+    "Process": ["deliver", "kill", "take", "set_max_mailbox", "status", "function_name"],
     "Router": ["send", "send_named", "link", "unlink", "exit", "monitor", "demonitor", "down"],
     "NodeVar": ["get", "set", "delete", "owner", "keys"],
 }
