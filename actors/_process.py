@@ -611,9 +611,17 @@ class BoundedProcess(Process):
         """``Process.deliver``, then the bound."""
         if self.exit_reason is MAILBOX_OVERFLOW:
             return
-        Process.deliver(self, msg)
-        mailbox = self.mailbox
-        if mailbox is not None and len(mailbox) > self.max_mailbox:  # type: ignore[operator]
+        if self._waiting is not None or type(msg) is Reply:
+            Process.deliver(self, msg)
+            mailbox = self.mailbox
+            if mailbox is None:
+                return
+        else:  # the common case of a process behind its messages, inline
+            mailbox = self.mailbox
+            if mailbox is None:
+                mailbox = self.mailbox = deque()
+            mailbox.append(msg)
+        if len(mailbox) > self.max_mailbox:  # type: ignore[operator]
             self._mailbox_overflow(len(mailbox))
 
 

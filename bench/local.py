@@ -11,7 +11,10 @@ two unbounded memory channels with ``send_nowait`` and an awaited ``receive``
 awaited sends. Spawning is measured one at a time (a checkpoint every 100
 spawns) and as a burst of 30,000 spawns in a row; for the burst the longest
 stall of the event loop is reported too (the longest gap between two runs of
-a task that does nothing but checkpoint).
+a task that does nothing but checkpoint). ``mailbox`` gives one-way to a
+receiver with a mailbox bound (``max_mailbox``, never reached) against one-way
+to a receiver without one: what the check costs (its "raw trio" column is
+beamlet without the bound).
 """
 
 from __future__ import annotations
@@ -185,6 +188,25 @@ async def one_way(n: int) -> float:
     return n / (time.perf_counter() - start)
 
 
+async def one_way_bounded(n: int) -> float:
+    """``one_way`` to a receiver with a mailbox bound (``max_mailbox``) it never reaches."""
+    me = self_pid()
+
+    async def counter() -> None:
+        for _ in range(n):
+            await receive()
+        send(me, "done")
+
+    pid = spawn(counter, max_mailbox=n + 1)
+    start = time.perf_counter()
+    for i in range(n):
+        send(pid, i)
+        if i % BATCH == BATCH - 1:
+            await trio.lowlevel.checkpoint()
+    await receive()
+    return n / (time.perf_counter() - start)
+
+
 async def ping_pong(n: int) -> float:
     me = self_pid()
 
@@ -274,7 +296,7 @@ async def memory(n: int) -> float:
 
 Row = tuple[str, float, float, float, str, float]
 
-FIGURES = ("one-way", "ping-pong", "call", "spawn", "burst", "memory")
+FIGURES = ("one-way", "ping-pong", "call", "spawn", "burst", "memory", "mailbox")
 
 
 async def main(
@@ -357,6 +379,19 @@ async def main(
                     "(reported)",
                     0.0,
                 )
+            )
+
+        if "mailbox" in only:
+            # What the mailbox bound costs: one-way to a bounded receiver,
+            # against one-way to an unbounded one (which pays nothing for it).
+            async def unbounded(n: int) -> float:
+                return await node.run(one_way, n)
+
+            [(bounded, plain, ratio)] = await rounds_of(
+                one_way_bounded, [unbounded], 200_000 // scale
+            )
+            rows.append(
+                ("one-way, max_mailbox vs none (msgs/s)", bounded, plain, ratio, "(reported)", 0.0)
             )
 
         if "memory" in only:

@@ -1,4 +1,4 @@
-"""A mailbox bound: a process that falls behind is killed, and restarted clean."""
+"""A mailbox bound: a process that falls behind is killed with "mailbox_overflow"."""
 
 import trio
 import trio.lowlevel
