@@ -2,10 +2,10 @@
 
 A process that receives faster than it reads grows its mailbox without
 bound (5 million unread messages took 510 MB). ``max_mailbox`` kills such a
-process; the watch only says so, for every process: once a second the node
-looks at the length of each mailbox (a few thousand at a time, letting the
-other tasks run in between), and logs a warning for those over
-``mailbox_warning`` messages. It is rate-limited: at most one line a minute
+process; the watch only says so, for every process: once a second (of real
+time) the node looks at the length of each mailbox (a few thousand at a
+time, letting the other tasks run in between), and logs a warning for those
+over ``mailbox_warning`` messages. It is rate-limited: at most one line a minute
 per process, and at most ``MAX_LINES`` lines per look, then one line that
 counts the others. Checking at delivery instead would cost every message
 sent; a look per second costs about 0.1 us per process.
@@ -17,6 +17,7 @@ sent; a look per second costs about 0.1 us per process.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -94,10 +95,18 @@ class MailboxWarnings:
 
 
 async def watch_mailboxes(node: Node, threshold: int) -> None:
-    """The node's task: look at every mailbox each ``INTERVAL`` seconds; warn."""
+    """The node's task: look at every mailbox each ``INTERVAL`` seconds; warn.
+
+    The interval is waited in real time, in a thread of its own (that does
+    nothing else), not on Trio's clock: a node run with a clock that jumps
+    ahead whenever the program is idle (``MockClock``, in tests) would
+    otherwise wake up for every second it skips, and never get to the end of
+    a long virtual sleep.
+    """
     warnings = MailboxWarnings(threshold)
+    limiter = trio.CapacityLimiter(1)  # not one of the default limiter's threads
     while True:
-        await trio.sleep(INTERVAL)
+        await trio.to_thread.run_sync(time.sleep, INTERVAL, abandon_on_cancel=True, limiter=limiter)
         found = []
         processes = list(node._procs.values())
         for start in range(0, len(processes), CHUNK):

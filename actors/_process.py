@@ -611,8 +611,9 @@ class BoundedProcess(Process):
         """``Process.deliver``, then the bound."""
         if self.exit_reason is MAILBOX_OVERFLOW:
             return
-        if self._waiting is not None or type(msg) is Reply:
-            Process.deliver(self, msg)
+        kind = type(msg)
+        if self._waiting is not None or kind is Reply or kind is Down:
+            Process.deliver(self, msg)  # it may be taken by a waiting task
             mailbox = self.mailbox
             if mailbox is None:
                 return

@@ -13,11 +13,13 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 from beamlet.actors import (
     Down,
     GenServer,
     Node,
     Pid,
+    _mailbox_watch,
     monitor,
     open_node,
     process_info,
@@ -28,7 +30,7 @@ from beamlet.actors import (
     spawn,
     spawn_monitor,
 )
-from beamlet.actors._mailbox_watch import MAX_LINES, REPEAT_AFTER, MailboxWarnings
+from beamlet.actors._mailbox_watch import MAX_LINES, MailboxWarnings
 from beamlet.actors._process import BoundedProcess, Process
 
 
@@ -84,10 +86,10 @@ async def test_messages_taken_by_a_waiting_receive_do_not_count(node: Node) -> N
         send(parent, "done")
 
     async def body() -> None:
-        pid, ref = spawn_monitor(consumer, 10_000, self_pid(), max_mailbox=1)
-        for i in range(10_000):
-            send(pid, i)  # taken at once by the waiting receive
-            await trio.lowlevel.checkpoint()
+        pid, ref = spawn_monitor(consumer, 2000, self_pid(), max_mailbox=1)
+        for i in range(2000):
+            await trio.testing.wait_all_tasks_blocked()  # the consumer waits in receive
+            send(pid, i)  # taken at once by the waiting receive, never queued
         assert await receive(lambda m: m == "done", timeout=5) == "done"
         assert (await _down(ref)).reason == "normal"
 
@@ -173,8 +175,12 @@ async def test_gen_server_start_takes_the_bound(node: Node) -> None:
 
 
 async def test_the_node_warns_about_long_mailboxes_once_a_minute(
-    autojump_clock: Any, caplog: pytest.LogCaptureFixture
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The node looks at its mailboxes every INTERVAL seconds of real time
+    (shortened here), and warns about a process at most once a minute."""
+    monkeypatch.setattr(_mailbox_watch, "INTERVAL", 0.02)
+
     def warnings() -> list[str]:
         return [
             r.getMessage()
@@ -188,22 +194,33 @@ async def test_the_node_warns_about_long_mailboxes_once_a_minute(
             pid = spawn(never_reads, name="backlog")
             for i in range(100):
                 send(pid, i)
-            await trio.sleep(5)
+            await trio.sleep(0.2)
             assert warnings() == []  # 100 is not over 100
             send(pid, "one more")
-            await trio.sleep(1.5)
+            with trio.fail_after(5):
+                while not warnings():  # noqa: ASYNC110 - polling the log from outside
+                    await trio.sleep(0.01)
             [line] = warnings()
             assert "(backlog)" in line and "101 messages in its mailbox" in line
             assert "mailbox_warning=100" in line
             for i in range(1000):
                 send(pid, i)
-            await trio.sleep(REPEAT_AFTER - 5)
+            await trio.sleep(0.2)
             assert len(warnings()) == 1  # not again within a minute
-            await trio.sleep(10)
-            assert len(warnings()) == 2 and "1101 messages" in warnings()[1]
 
         with caplog.at_level(logging.WARNING, logger="beamlet"):
             await node.run(body)
+
+
+async def test_a_long_virtual_sleep_is_not_woken_every_second(autojump_clock: Any) -> None:
+    """The watch waits in real time: under a clock that jumps, a node that
+    sleeps a billion virtual seconds is not woken a billion times."""
+    async with open_node() as node:
+
+        async def body() -> None:
+            await trio.sleep(10**9)
+
+        await node.run(body)
 
 
 async def test_the_warning_can_be_turned_off(
