@@ -33,13 +33,15 @@ _MISSING: Any = object()
 
 
 class _Entry:
-    __slots__ = ("hook", "owner", "value")
+    __slots__ = ("hook", "proc", "value")
 
     hook: ExitHook
 
-    def __init__(self, value: Any, owner: Pid) -> None:
+    def __init__(self, value: Any, proc: Process) -> None:
         self.value = value
-        self.owner = owner
+        # The process, not its pid: a node renamed by ``start_distribution``
+        # gives its processes new pids, and ``owner`` must name the live one.
+        self.proc = proc
 
 
 class NodeVar(Generic[T]):
@@ -147,7 +149,7 @@ class NodeVar(Generic[T]):
         table = node._vars.get(self)
         if table is None:
             table = node._vars[self] = {}
-        entry = _Entry(value, proc.pid)
+        entry = _Entry(value, proc)
 
         def release(pid: Pid, reason: Any) -> None:
             if table.get(key) is entry:
@@ -173,10 +175,14 @@ class NodeVar(Generic[T]):
         return True
 
     def owner(self, *, key: Hashable = None, node: Node | None = None) -> Pid | None:
-        """The process that owns the value under ``key``, or None if there is none."""
+        """The process that owns the value under ``key``, or None if there is none.
+
+        The pid is the owner's current one: after the node is renamed
+        (``start_distribution``), it carries the new node name.
+        """
         table = self._table(node)
         entry = table.get(key) if table is not None else None
-        return entry.owner if entry is not None else None
+        return entry.proc.pid if entry is not None else None
 
     def keys(self, *, node: Node | None = None) -> list[Hashable]:
         """The keys that have a value on ``node`` (default: the current node)."""

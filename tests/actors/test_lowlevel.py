@@ -296,6 +296,27 @@ async def test_nodevar_is_per_node() -> None:
             TABLE.set({}, owner=pid_b, node=a)
 
 
+async def test_nodevar_owner_follows_a_node_rename(node: Node) -> None:
+    # start_distribution renames the node: its processes get pids with the
+    # new name, and the owner of an entry is the process, under its new pid.
+    async def body() -> None:
+        pid = spawn(idle)
+        TABLE.set({"x": 1}, key="renamed", owner=pid)
+        assert TABLE.owner(key="renamed") == pid
+        node.rename("renamed@127.0.0.1")
+        owner = TABLE.owner(key="renamed")
+        assert owner is not None and owner.node == "renamed@127.0.0.1"
+        assert owner.id == pid.id
+        assert node.lookup(owner) is not None
+        # ... and it is still released when that process exits.
+        ref = monitor(owner)
+        send_exit(owner, "kill")
+        await receive(lambda m: isinstance(m, Down) and m.ref == ref)
+        assert TABLE.owner(key="renamed") is None
+
+    await node.run(body)
+
+
 async def test_nodevar_set_checks_its_owner(node: Node) -> None:
     with pytest.raises(NotInProcessError):
         TABLE.set({})  # no owner, no calling process

@@ -16,7 +16,9 @@ from collections.abc import Iterator
 
 import pytest
 import trio
-from beamlet.actors import open_node as open_local_node
+import trio.testing
+from beamlet.actors import open_node as open_local_node, receive
+from beamlet.actors.lowlevel import NodeVar
 from beamlet.cluster import (
     default_node_name,
     listen_address,
@@ -77,6 +79,25 @@ async def test_start_distribution_on_a_taken_port_leaves_the_node_local(taken_po
         name, address = await node.run(where)
         assert name == "retry@127.0.0.1"
         assert address is not None and address.startswith("127.0.0.1:")
+
+
+OWNED: NodeVar[int] = NodeVar("tests.owned")
+
+
+async def test_nodevar_owner_has_the_distributed_name_after_start_distribution() -> None:
+    async with open_local_node() as node:
+
+        async def own() -> None:
+            OWNED.set(1)
+            await receive()
+
+        pid = node.spawn(own)
+        await trio.testing.wait_all_tasks_blocked()
+        assert OWNED.owner(node=node) == pid
+        await start_distribution("owned@127.0.0.1", cookie=COOKIE, port=0)
+        owner = OWNED.owner(node=node)
+        assert owner is not None and owner.node == "owned@127.0.0.1"
+        assert node.lookup(owner) is not None and owner.id == pid.id
 
 
 def test_run_refuses_a_public_host_without_tls_as_a_valueerror() -> None:
