@@ -21,6 +21,9 @@ See docs/lowlevel.md ("Building a library on beamlet").
   ``is_clean_exit``; ``describe_reason``, to say in an error message how a
   process ended; ``raise_single``, to raise a lone failure out of a
   nursery's exception group as itself at a public boundary; and ``fixup_module_metadata`` for packages' ``__init__``.
+- Wire types, for packages below the codec (``beamlet.cluster``): ``register_wire_type``
+  declares how a class crosses between nodes, ``on_wire_type`` is how the codec
+  learns of them, ``wire_types`` lists them, ``WireType`` is one.
 - Defaults of node options that other packages pass on: ``DEFAULT_MAILBOX_WARNING``.
 """
 
@@ -53,6 +56,12 @@ from ._util import (
     fixup_module_metadata as fixup_module_metadata,
     is_clean_exit as is_clean_exit,
     raise_single as raise_single,
+)
+from ._wire_types import (
+    WireType as WireType,
+    on_wire_type as on_wire_type,
+    register_wire_type as register_wire_type,
+    wire_types as wire_types,
 )
 
 fixup_module_metadata(__name__, globals(), package="beamlet.actors")

@@ -47,7 +47,13 @@ from ._registry import (
     RemoteError as RemoteError,
     message as message,
 )
-from ._rpc import RpcError as RpcError, export as export, rpc as rpc, spawn_on as spawn_on
+from ._rpc import (
+    ExportedFunction as ExportedFunction,
+    RpcError as RpcError,
+    export as export,
+    rpc as rpc,
+    spawn_on as spawn_on,
+)
 from ._transport import (
     MemoryNetwork as MemoryNetwork,
     TCPTransport as TCPTransport,

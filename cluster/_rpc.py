@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from beamlet.actors import CallExitError, From, GenServer, NoReply, Pid, call, reply, spawn
@@ -23,10 +24,19 @@ from beamlet.actors.lowlevel import (
     short_repr,
 )
 
-from ._registry import RemoteError
+from ._registry import RemoteError, default_registry
 from ._system import bad_request
 
-__all__ = ["RPC_SERVER", "RpcError", "child_spec", "export", "exported", "rpc", "spawn_on"]
+__all__ = [
+    "RPC_SERVER",
+    "ExportedFunction",
+    "RpcError",
+    "child_spec",
+    "export",
+    "exported",
+    "rpc",
+    "spawn_on",
+]
 
 logger = logging.getLogger("beamlet.cluster")
 
@@ -37,6 +47,8 @@ RPC_SERVER = "beamlet_rpc"
 
 # Exports are like loaded code: they belong to the program, not to one node.
 _EXPORTS: dict[str, Callable[..., Any]] = {}
+# Each exported function's first export name: how it crosses the wire.
+_NAMES: dict[Any, str] = {}
 
 
 class RpcError(Exception):
@@ -74,6 +86,10 @@ def export(fn: F | None = None, *, name: str | None = None) -> Any:
         if existing is not None and existing is not f:
             raise ValueError(f"another function is already exported as {key!r}")
         _EXPORTS[key] = f
+        try:
+            _NAMES.setdefault(f, key)
+        except TypeError:  # an unhashable callable is exported, but does not cross by name
+            pass
         return f
 
     return register(fn) if fn is not None else register
@@ -82,6 +98,85 @@ def export(fn: F | None = None, *, name: str | None = None) -> Any:
 def exported() -> list[str]:
     """The names of the exported functions."""
     return sorted(_EXPORTS)
+
+
+class ExportedFunction:
+    """A function exported on another node, received by its export name.
+
+    An exported function (``export``) crosses between nodes by name, as
+    Erlang's ``fun Module:Function/Arity``: the receiving node gets the
+    function exported under that name *there*, or, if there is none (yet),
+    this stand-in, which looks the name up again when it is called. So a ``ChildSpec`` whose start function is exported can be
+    given to ``start_child`` of a supervisor on another node. Any other
+    function is refused by the codec (``TypeError`` in the sender); nothing is
+    ever imported or evaluated.
+
+    Attributes:
+        name: the export name.
+    """
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self, *args: Any) -> Any:
+        """Call the function exported here as ``name``.
+
+        Raises:
+            RpcError: no function is exported here under that name
+                (``("not_exported", name)``).
+        """
+        fn = _EXPORTS.get(self.name)
+        if fn is None:
+            raise RpcError(
+                ("not_exported", self.name),
+                f"no function is exported as {self.name!r} on this node (see export())",
+            )
+        return fn(*args)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is ExportedFunction and other.name == self.name
+
+    def __hash__(self) -> int:
+        return hash((ExportedFunction, self.name))
+
+    def __repr__(self) -> str:
+        return f"<exported function {self.name!r}>"
+
+
+def _export_name(fn: Any) -> tuple[str]:
+    if type(fn) is ExportedFunction:
+        return (fn.name,)
+    try:
+        name = _NAMES.get(fn)
+    except TypeError:
+        name = None
+    if name is None:
+        what = getattr(fn, "__qualname__", None) or short_repr(fn)
+        raise TypeError(
+            f"cannot encode the function {what}: a function crosses between nodes only "
+            "when it is exported (beamlet.cluster.export), by its export name"
+        )
+    return (name,)
+
+
+def _exported_function(fields: Sequence[Any]) -> Callable[..., Any]:
+    """The function exported here under the received name, or a stand-in if there is none."""
+    (name,) = fields
+    if type(name) is not str:
+        raise ValueError(f"an exported function's name is a str, not {short_repr(name)}")
+    fn = _EXPORTS.get(name)
+    return fn if fn is not None else ExportedFunction(name)
+
+
+default_registry.register_system_type(
+    ExportedFunction, "beamlet.ExportedFunction", _export_name, _exported_function
+)
+for _type in (types.FunctionType, types.MethodType):
+    default_registry.register_system_type(
+        _type, f"beamlet.{_type.__name__}", _export_name, _exported_function
+    )
 
 
 async def _run_and_reply(caller: From, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:

@@ -5,7 +5,9 @@ handshake with real I/O, then encodes outgoing events and decodes incoming
 bytes. The small constructors below build the control events that the router
 sends, and ``kind`` names an incoming event for dispatch. This module also
 registers the runtime's own message classes (GenServer envelopes, node and
-group notifications) with the codec, so they cross between nodes.
+group notifications, and every type declared with lowlevel's
+``register_wire_type``, such as a supervisor's replies) with the codec, so
+they cross between nodes.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 import trio
 from beamlet.actors import From, Pid, Ref
-from beamlet.actors.lowlevel import Call, Cast, StopRequest
+from beamlet.actors.lowlevel import Call, Cast, StopRequest, WireType, on_wire_type
 
 from ._auth import Role
 from ._codec import encode
@@ -116,6 +118,17 @@ for _cls, _name, _to, _from in (
     ),
 ):
     default_registry.register_system_type(_cls, _name, _to, _from)
+
+
+def _register_wire_type(wire_type: WireType) -> None:
+    default_registry.register_system_type(
+        wire_type.cls, wire_type.name, wire_type.to_fields, wire_type.from_fields
+    )
+
+
+# The types of the packages below this one (a supervisor's replies and child
+# specs), declared with ``register_wire_type``, now and as they are imported.
+on_wire_type(_register_wire_type)
 
 
 class Session:

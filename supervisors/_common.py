@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Literal, TypeAlias
 
 import attrs
 import trio
 from beamlet.actors import CallExitError, Exit, Pid, StartError, call
-from beamlet.actors.lowlevel import describe_reason
+from beamlet.actors.lowlevel import describe_reason, register_wire_type
 
 from ._spec import ChildSpec, ChildType
 
@@ -266,3 +266,49 @@ def well_formed_call(request: Any) -> bool:
     except TypeError:
         return False
     return True
+
+
+# -- crossing between nodes -------------------------------------------------------------
+#
+# A supervisor on another node is called as a local one: its requests (child
+# ids, a ``ChildSpec``) and its replies travel through the codec of
+# ``beamlet.cluster``, which learns these types through ``register_wire_type``.
+
+
+def _child_info(fields: Sequence[Any]) -> ChildInfo:
+    id, pid, kind = fields
+    if not (pid is None or pid == "restarting" or isinstance(pid, Pid)):
+        raise ValueError(f"ChildInfo: 'pid' is a Pid, 'restarting' or None, not {pid!r}")
+    if kind not in ("worker", "supervisor"):
+        raise ValueError(f"ChildInfo: 'type' is 'worker' or 'supervisor', not {kind!r}")
+    hash(id)
+    return ChildInfo(id, pid, kind)
+
+
+def _child_counts(fields: Sequence[Any]) -> ChildCounts:
+    if len(fields) != 4 or any(type(n) is not int or n < 0 for n in fields):
+        raise ValueError("ChildCounts: four ints >= 0")
+    return ChildCounts(*fields)
+
+
+def _one(cls: type[Any]) -> Callable[[Sequence[Any]], Any]:
+    def from_fields(fields: Sequence[Any]) -> Any:
+        (reason,) = fields
+        return cls(reason)
+
+    return from_fields
+
+
+register_wire_type(
+    ChildInfo, "beamlet.supervisors.ChildInfo", lambda c: (c.id, c.pid, c.type), _child_info
+)
+register_wire_type(
+    ChildCounts,
+    "beamlet.supervisors.ChildCounts",
+    lambda c: (c.specs, c.active, c.supervisors, c.workers),
+    _child_counts,
+)
+register_wire_type(Refused, "beamlet.supervisors.Refused", lambda r: (r.reason,), _one(Refused))
+register_wire_type(
+    StartFailed, "beamlet.supervisors.StartFailed", lambda r: (r.reason,), _one(StartFailed)
+)

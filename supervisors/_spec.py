@@ -10,12 +10,12 @@ a class with a ``child_spec`` method, or ``(cls, arg)`` (Elixir's
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any, Literal, TypeAlias, get_args
 
 import attrs
 from beamlet.actors import NameTakenError, Pid, StartError, spawn_link, whereis
-from beamlet.actors.lowlevel import check_number
+from beamlet.actors.lowlevel import check_number, register_wire_type
 
 __all__ = [
     "ChildLike",
@@ -281,3 +281,33 @@ def specs_of(children: Iterable[object]) -> list[ChildSpec]:
     if isinstance(children, str | bytes | Mapping) or not isinstance(children, Iterable):
         raise TypeError(f"children must be a list of child specs, not {children!r}")
     return [ChildSpec.coerce(child) for child in children]
+
+
+# A spec crosses between nodes (``start_child`` on a remote supervisor) when
+# its start function does: that is, when it is exported by name
+# (``beamlet.cluster.export``); the codec refuses any other function.
+
+
+def _spec_from_fields(fields: Sequence[Any]) -> ChildSpec:
+    id, start, args, restart, shutdown, kind = fields
+    if not isinstance(args, tuple):
+        raise ValueError(f"ChildSpec: 'args' is a tuple, not {args!r}")
+    return ChildSpec(id, start, args, restart, shutdown, kind)
+
+
+def _spawn_link_from_fields(fields: Sequence[Any]) -> SpawnLink:
+    fn, name = fields
+    if not callable(fn) or not (name is None or isinstance(name, str)):
+        raise ValueError("SpawnLink: (exported function, name or None)")
+    return SpawnLink(fn, name)
+
+
+register_wire_type(
+    ChildSpec,
+    "beamlet.supervisors.ChildSpec",
+    lambda s: (s.id, s.start, s.args, s.restart, s.shutdown, s.type),
+    _spec_from_fields,
+)
+register_wire_type(
+    SpawnLink, "beamlet.supervisors.SpawnLink", lambda s: (s.fn, s.name), _spawn_link_from_fields
+)

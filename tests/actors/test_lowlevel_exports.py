@@ -20,6 +20,7 @@ PUBLIC = {
     "Reply",
     "Router",
     "StopRequest",
+    "WireType",
     "add_exit_hook",
     "adopt_task",
     "alias",
@@ -34,11 +35,14 @@ PUBLIC = {
     "fixup_module_metadata",
     "install_router",
     "is_clean_exit",
+    "on_wire_type",
     "raise_single",
+    "register_wire_type",
     "remove_exit_hook",
     "send_reply",
     "short_repr",
     "unalias",
+    "wire_types",
 }
 
 #: What the classes' docstrings say libraries may use; each must exist and be documented.

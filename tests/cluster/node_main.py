@@ -19,7 +19,8 @@ from stdin:
 
 Its ``ctl`` GenServer answers ``("whereis", name)`` and ``("members", group)``
 calls from other nodes, and it exports ``node_main.sleeper`` (an async
-function that sleeps forever) for ``spawn_on``.
+function that sleeps forever) for ``spawn_on`` and remote ``start_child``.
+A supervisor registered as ``app_sup`` runs one worker, ``holder``.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from beamlet.cluster import (
     pg,
     run,
 )
+from beamlet.supervisors import Supervisor, worker
 
 
 def emit(**event: Any) -> None:
@@ -116,7 +118,7 @@ async def watcher() -> None:
 async def main() -> None:
     await Control.start(name="ctl")
     spawn(sink, name="sink")
-    spawn(holder, name="holder")
+    await Supervisor.start_link([worker(holder, id="holder", name="holder")], name="app_sup")
     watching = spawn(watcher, name="watcher")
     # Subscribe the watcher now: the seeds may connect before it runs. The
     # nodes already up are in the ready line; the others come as nodeup.

@@ -17,6 +17,7 @@ PUBLIC = {
     "DecodeError",
     "Distribution",
     "DistributionBusyError",
+    "ExportedFunction",
     "LocalProtocolError",
     "MemoryNetwork",
     "MessageRegistry",

@@ -29,12 +29,14 @@ from beamlet.cluster import (
     RpcError,
     TLSConfig,
     connect,
+    export,
     listen_address,
     nodes,
     open_node,
     pg,
     rpc,
 )
+from beamlet.supervisors import ChildCounts, Supervisor, SupervisorError, worker
 
 NODE_MAIN = Path(__file__).with_name("node_main.py")
 COOKIE = "real-cluster-cookie-0123456789abcdef"
@@ -299,6 +301,43 @@ async def test_system_services_of_an_os_process_node_come_back_after_a_kill(
 
         with trio.fail_after(30):
             async with open_node("t@127.0.0.1", cookie=COOKIE) as node:
+                await node.run(body)
+        await other.command(cmd="quit")
+        with trio.fail_after(10):
+            assert await other.process.wait() == 0
+
+
+@export(name="node_main.sleeper")  # the same export as node_main.py's, so it crosses by name
+async def sleeper() -> None:
+    await trio.sleep_forever()
+
+
+@pytest.mark.timeout(60)
+async def test_a_supervisor_of_an_os_process_node_is_managed_from_here(tmp_path: Path) -> None:
+    async with node_processes(tmp_path) as start:
+        other = await start("s1@127.0.0.1")
+        sup = ("app_sup", other.name)
+
+        async def body() -> None:
+            assert await connect(other.address)
+            [holder] = await Supervisor.which_children(sup)
+            assert (holder.id, holder.type) == ("holder", "worker")
+            assert holder.pid == await call(("ctl", other.name), ("whereis", "holder"))
+            assert await Supervisor.count_children(sup) == ChildCounts(1, 1, 0, 1)
+            pid = await Supervisor.start_child(sup, worker(sleeper, id="s", name="s"))
+            assert isinstance(pid, Pid) and pid.node == other.name
+            assert await call(("ctl", other.name), ("whereis", "s")) == pid
+            assert [c.id for c in await Supervisor.which_children(sup)] == ["holder", "s"]
+            await Supervisor.terminate_child(sup, "s")
+            assert await call(("ctl", other.name), ("whereis", "s")) is None
+            await Supervisor.delete_child(sup, "s")
+            with pytest.raises(SupervisorError) as info:
+                await Supervisor.terminate_child(sup, "s")
+            assert info.value.reason == "not_found"
+            assert await Supervisor.count_children(sup) == ChildCounts(1, 1, 0, 1)
+
+        with trio.fail_after(30):
+            async with open_node("sup_client@127.0.0.1", cookie=COOKIE) as node:
                 await node.run(body)
         await other.command(cmd="quit")
         with trio.fail_after(10):
