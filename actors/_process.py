@@ -271,6 +271,8 @@ class Process:
         exit_reason: None while it runs; the reason it is being killed with
             once that is decided.
         max_mailbox: its mailbox bound, or None (read only; see ``set_max_mailbox``).
+        message_queue_len: how many messages wait in its mailbox (read only;
+            cheap enough for a publisher to check per message).
 
     Methods: ``deliver(msg)`` (put a message in its mailbox, as a local
     ``send`` does), ``kill(reason)`` (end it with ``reason``, whatever it
@@ -431,6 +433,12 @@ class Process:
         scope = self._scope
         if scope is not None:
             scope.cancel()
+
+    @property
+    def message_queue_len(self) -> int:
+        """How many messages wait in the mailbox."""
+        mailbox = self.mailbox
+        return len(mailbox) if mailbox is not None else 0
 
     # -- signals -----------------------------------------------------------------
 

@@ -524,3 +524,21 @@ def test_numeric_options_are_checked_in_one_place() -> None:
         if copy.search(line)
     ]
     assert found == []
+
+
+async def test_message_queue_len_counts_the_waiting_messages() -> None:
+    from beamlet.actors import open_node as _open_node, receive as _receive
+    from beamlet.actors.lowlevel import current_process as _current_process
+
+    async with _open_node() as node:
+
+        async def main() -> None:
+            me = _current_process()
+            assert me.message_queue_len == 0
+            for i in range(3):
+                me.deliver(i)
+            assert me.message_queue_len == 3
+            await _receive()
+            assert me.message_queue_len == 2
+
+        await node.run(main)
