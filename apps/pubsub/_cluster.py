@@ -1,0 +1,164 @@
+"""The cluster adapter: beamlet distribution and ``pg`` (Phoenix.PubSub.PG2).
+
+Each node runs ``pool_size`` shard processes, registered as
+``f"{pubsub}.Adapter.{i}"`` and joined to the pg group
+``("beamlet.pubsub", pubsub, i)`` of the default scope. A publisher picks a
+shard by its own pid (``shard_for``) and sends one message to that shard's
+member on every other node: one wire message per remote node per broadcast.
+The shard there fans it out to its node's subscribers. Per-publisher order
+holds because a publisher always goes through the same shard, and beamlet
+keeps the order of messages per (sender, receiver) pair.
+
+At most once: nothing is buffered for a node that is down or partitioned,
+and nothing is replayed when it comes back. A node whose connection is over
+its ``busy_limit`` misses the broadcast (counted in ``stats``, logged).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import trio
+from beamlet.actors import From, GenServer, Pid, send
+from beamlet.actors.lowlevel import BadInputLog, current_node, current_process_or_none
+from beamlet.cluster import DistributionBusyError, encode, nodes, pg, validate_node_name
+from beamlet.supervisors import Supervisor
+
+from ._adapter import Adapter, AdapterConfig
+from ._dispatch import shard_for
+from ._pubsub import local_broadcast_from
+
+__all__ = ["FORWARD", "ClusterAdapter"]
+
+logger = logging.getLogger("beamlet.apps.pubsub")
+
+#: The tag of a broadcast between shards: ``(FORWARD, topic, message, dispatcher, from_pid)``.
+FORWARD = "beamlet.pubsub.forward"
+
+#: Seconds between two log lines about broadcasts a busy connection refused.
+BUSY_LOG_PERIOD = 10.0
+
+
+class ClusterAdapter(Adapter):
+    """The default adapter: other nodes are reached over beamlet distribution.
+
+    Options: none besides the PubSub's ``pool_size`` and ``broadcast_pool_size``.
+    """
+
+    def __init__(self, config: AdapterConfig) -> None:
+        self.config = config
+        n = config.pool_size
+        self.names = [f"{config.adapter_name}.{i}" for i in range(n)]
+        self.groups = [("beamlet.pubsub", config.pubsub, i) for i in range(n)]
+        self.busy_drops = 0
+        self.bad_input = 0
+        self._busy_logged_at = -float("inf")
+        self._busy_unlogged = 0
+
+    def child_spec(self) -> Any:
+        shards = [
+            _Shard.child_spec(self, i, id=("shard", i), name=self.names[i])
+            for i in range(self.config.pool_size)
+        ]
+        return Supervisor.child_spec(
+            shards, strategy="one_for_one", id="adapter", name=self.config.adapter_name
+        )
+
+    def node_name(self) -> str:
+        return current_node().name
+
+    def stats(self) -> dict[str, int]:
+        return {"remote_busy_drops": self.busy_drops, "bad_input": self.bad_input}
+
+    def _shard(self) -> int:
+        proc = current_process_or_none()
+        return shard_for(proc.pid if proc is not None else None, self.config.broadcast_pool_size)
+
+    def broadcast(self, topic: str, message: Any, dispatcher: str, from_pid: Pid | None) -> None:
+        payload = (FORWARD, topic, message, dispatcher, from_pid)
+        try:
+            members = pg.members(self.groups[self._shard()])
+        except pg.ScopeNotStartedError:  # not distributed: no other node
+            members = []
+        here = current_node().name
+        encoded = False
+        for pid in members:
+            if pid.node != here:
+                # The first send encodes before it queues anything: an
+                # unencodable message raises here, with nothing sent.
+                try:
+                    send(pid, payload)
+                    encoded = True
+                except DistributionBusyError as exc:
+                    self._busy(pid.node, exc)
+        if not encoded:
+            encode(payload)  # the same errors with no other node (or all busy)
+
+    def direct_broadcast(
+        self, node: str, topic: str, message: Any, dispatcher: str, from_pid: Pid | None
+    ) -> None:
+        payload = (FORWARD, topic, message, dispatcher, from_pid)
+        try:
+            validate_node_name(node)
+        except ValueError:
+            encode(payload)
+            return  # no node has that name: nothing to deliver
+        if node not in nodes():
+            encode(payload)  # sending to a node not connected encodes nothing now
+        try:
+            send((self.names[self._shard()], node), payload)
+        except DistributionBusyError as exc:
+            self._busy(node, exc)
+
+    def _busy(self, node: str, exc: Exception) -> None:
+        self.busy_drops += 1
+        self._busy_unlogged += 1
+        now = trio.current_time()
+        if now - self._busy_logged_at >= BUSY_LOG_PERIOD:
+            logger.warning(
+                "PubSub %s: %d broadcast(s) not sent to %s: %s",
+                self.config.pubsub,
+                self._busy_unlogged,
+                node,
+                exc,
+            )
+            self._busy_logged_at = now
+            self._busy_unlogged = 0
+
+
+class _Shard(GenServer):
+    """One shard: joins its pg group, fans out what other nodes send it."""
+
+    async def init(self, adapter: ClusterAdapter, index: int) -> None:
+        self.adapter = adapter
+        self.pubsub = adapter.config.pubsub
+        self.deliver = local_broadcast_from
+        self.bad_input = BadInputLog(adapter.names[index], logger)
+        try:
+            await pg.join(adapter.groups[index])
+        except pg.ScopeNotStartedError:
+            pass  # a node that is not distributed has no other node to hear from
+
+    async def handle_info(self, msg: Any) -> None:
+        if type(msg) is tuple and len(msg) == 5 and msg[0] == FORWARD:
+            _, topic, message, dispatcher, from_pid = msg
+            try:
+                self.deliver(self.pubsub, from_pid, topic, message, dispatcher)
+            except (TypeError, LookupError) as exc:
+                self._refuse(f"broadcast ({exc})", msg, "malformed")
+            except Exception as exc:  # a custom dispatcher that raised
+                self._refuse(f"broadcast (its dispatcher raised {exc!r})", msg, "failed")
+            return
+        self._refuse("message", msg, "unexpected")
+
+    async def handle_call(self, request: Any, caller: From) -> Any:
+        self._refuse("call", request, "unexpected")
+        return ("error", "bad_request")
+
+    async def handle_cast(self, request: Any) -> None:
+        self._refuse("cast", request, "unexpected")
+
+    def _refuse(self, kind: str, value: Any, why: str) -> None:
+        self.adapter.bad_input += 1
+        self.bad_input.report(kind, value, why)
