@@ -56,7 +56,9 @@ def _register(name: str, fn: DispatchFn) -> None:
     if not isinstance(name, str) or not name:
         raise TypeError(f"a dispatcher's name is a non-empty str, not {name!r}")
     if not callable(fn):
-        raise TypeError(f"a dispatcher is a function dispatch(entries, from_pid, message), not {fn!r}")
+        raise TypeError(
+            f"a dispatcher is a function dispatch(entries, from_pid, message), not {fn!r}"
+        )
     old = _BY_NAME.get(name)
     if old is not None and old is not fn:
         raise ValueError(f"another dispatcher is already registered as {name!r}: {old!r}")

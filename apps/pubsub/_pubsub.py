@@ -345,9 +345,7 @@ def stats(pubsub: str) -> dict[str, int]:
 # -- the supervision tree ---------------------------------------------------------------
 
 
-def _config(
-    name: Any, pool_size: Any, broadcast_pool_size: Any
-) -> AdapterConfig:
+def _config(name: Any, pool_size: Any, broadcast_pool_size: Any) -> AdapterConfig:
     if not isinstance(name, str) or not name:
         raise TypeError(f"a PubSub's name is a non-empty str, not {name!r}")
     check_number(pool_size, "pool_size", minimum=1, integer=True)
@@ -454,9 +452,7 @@ class PubSub:
     stats = staticmethod(stats)
 
 
-async def _start(
-    config: AdapterConfig, cls: type[Adapter], options: Mapping[str, Any]
-) -> Pid:
+async def _start(config: AdapterConfig, cls: type[Adapter], options: Mapping[str, Any]) -> Pid:
     adapter = cls(config, **options)  # type: ignore[call-arg]
     state = _State(config, adapter)
     children = [

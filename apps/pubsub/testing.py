@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 import trio
+import trio.lowlevel
 from beamlet.actors import Pid, Registry, monitor, receive, self_pid, send_exit
 from beamlet.actors.lowlevel import current_node
 
@@ -85,7 +86,9 @@ class _Inbox:
         self._changed.set()
         self._changed = trio.Event()
 
-    async def until(self, what: str, predicate: Callable[[list[Any]], bool], timeout: float) -> None:
+    async def until(
+        self, what: str, predicate: Callable[[list[Any]], bool], timeout: float
+    ) -> None:
         with trio.move_on_after(timeout):
             while not predicate(self.items):
                 await self._changed.wait()
@@ -319,16 +322,14 @@ class _Suite:
         a, b = self.nodes[0], self.nodes[1]
         inbox = await self.listen(b, "t.order.1", "t.order.2")
         n = 200
-        calls = [
-            (broadcast, PUBSUB, f"t.order.{1 + i % 2}", ("p", i)) for i in range(n)
-        ]
+        calls = [(broadcast, PUBSUB, f"t.order.{1 + i % 2}", ("p", i)) for i in range(n)]
         done = trio.Event()
 
         async def other_publisher() -> None:
             for i in range(n):
                 broadcast(PUBSUB, "t.order.1", ("q", i))
                 if i % 10 == 0:
-                    await trio.sleep(0)
+                    await trio.lowlevel.checkpoint()
             done.set()
 
         self.cluster.spawn(a, other_publisher)
@@ -368,7 +369,12 @@ class _Suite:
         cases: list[tuple[str, type[BaseException], Callable[..., Any], tuple[Any, ...]]] = [
             ("unencodable", TypeError, broadcast, (PUBSUB, "t.bad", object())),
             ("unencodable from", TypeError, _broadcast_from_self, ("t.bad", {1j})),
-            ("unencodable direct", TypeError, direct_broadcast, (b_name, PUBSUB, "t.bad", object())),
+            (
+                "unencodable direct",
+                TypeError,
+                direct_broadcast,
+                (b_name, PUBSUB, "t.bad", object()),
+            ),
             ("topic not a str", TypeError, broadcast, (PUBSUB, b"t.bad", 1)),
             ("topic not a str (local)", TypeError, local_broadcast, (PUBSUB, 7, 1)),
             ("unknown pubsub", UnknownPubSubError, broadcast, ("no such pubsub", "t.bad", 1)),
