@@ -555,6 +555,13 @@ async def _serve(
     await _loop(server, result)
 
 
+def _describe_server(args: tuple[Any, ...]) -> str:
+    return f"{args[0].__qualname__} (GenServer)"
+
+
+_serve.describe_process = _describe_server  # type: ignore[attr-defined]
+
+
 async def _loop(server: GenServer, after: Any) -> None:
     proc = current_process()
     node = proc.node

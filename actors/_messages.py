@@ -56,6 +56,10 @@ class ProcessInfo:
         trap_exits: whether it traps exits.
         function: the qualified name of the function it runs.
         max_mailbox: its mailbox bound, or ``None``.
+        reductions: how many times it has called ``receive``, a work counter
+            (as BEAM's reductions: it tells busy processes from idle ones).
+        memory: an estimate of the bytes it holds (its record, its mailbox
+            and tables, its task; see ``Process.memory`` in lowlevel).
     """
 
     pid: Pid
@@ -68,3 +72,5 @@ class ProcessInfo:
     trap_exits: bool
     function: str
     max_mailbox: int | None = None
+    reductions: int = 0
+    memory: int = 0

@@ -901,6 +901,8 @@ class Node:
             trap_exits=proc.trap,
             function=proc.function_name,
             max_mailbox=proc.max_mailbox,
+            reductions=proc.reductions,
+            memory=proc.memory(),
         )
 
     # -- lifecycle -------------------------------------------------------------------

@@ -18,6 +18,7 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from itertools import islice
+from sys import getsizeof as _getsizeof
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -58,6 +59,13 @@ logger = logging.getLogger("beamlet")
 
 #: The exit reason of a process killed for a mailbox over its ``max_mailbox``.
 MAILBOX_OVERFLOW = "mailbox_overflow"
+
+#: What ``Process.memory`` adds for the Trio task and the coroutine frames that
+#: run a process (measured by bench/local.py's memory figure: about 2.3 KB).
+TASK_OVERHEAD = 2300
+
+#: Queued messages whose size ``Process.memory`` measures (then extrapolates).
+_MEMORY_SAMPLE = 64
 
 #: Messages a process may take from its mailbox before ``receive`` yields to
 #: the scheduler even though more mail is waiting.
@@ -287,6 +295,7 @@ class Process:
         "_scope",
         "_task",
         "_waiting",
+        "_work",
         "aliases",
         "args",
         "exit_reason",
@@ -317,6 +326,7 @@ class Process:
         self._task: trio.lowlevel.Task | None = None
         self._scope: trio.CancelScope | None = None
         self._budget = BUDGET
+        self._work = 0  # receives counted so far, but those of the current budget
         self.trap = False
         #: The reason this process is being killed with, once an exit signal
         #: (or the node's shutdown) has decided it; it wins over whatever the
@@ -337,9 +347,54 @@ class Process:
 
     @property
     def function_name(self) -> str:
-        """The qualified name of the function the process runs."""
+        """The qualified name of the function the process runs.
+
+        A function may describe its processes better from their arguments
+        with a ``describe_process(args) -> str`` attribute: a GenServer's
+        process says ``"Counter (GenServer)"``, not the name of its loop.
+        """
         fn = self.fn
+        describe = getattr(fn, "describe_process", None)
+        if describe is not None:
+            try:
+                return str(describe(self.args))
+            except Exception:
+                pass
         return getattr(fn, "__qualname__", None) or repr(fn)
+
+    @property
+    def reductions(self) -> int:
+        """How many times the process has called ``receive``: a work counter.
+
+        As BEAM's reductions, it tells busy processes from idle ones; it counts
+        each ``receive`` (a message taken, or a wait that timed out), not CPU
+        time. It costs nothing on the fast path: ``receive`` already counts
+        down a budget of messages, and the counter adds up the budgets when
+        they are renewed.
+        """
+        return self._work + (BUDGET - self._budget)
+
+    def memory(self) -> int:
+        """An estimate, in bytes, of the memory the process holds.
+
+        The process record, its mailbox (the deque and the shallow size of up
+        to 64 queued messages, extrapolated to the rest), its links, monitors
+        and aliases, plus ``TASK_OVERHEAD`` for the Trio task and coroutine
+        that run it. Messages' contents are not followed (they may be shared).
+        """
+        size = _getsizeof(self) + TASK_OVERHEAD
+        mailbox = self.mailbox
+        if mailbox is not None:
+            size += _getsizeof(mailbox)
+            count = len(mailbox)
+            if count:
+                sample = list(islice(mailbox, _MEMORY_SAMPLE))
+                sampled = sum(_getsizeof(m) for m in sample)
+                size += sampled * count // len(sample)
+        for table in (self.links, self.monitors, self.monitored_by, self.aliases, self.waiters):
+            if table is not None:
+                size += _getsizeof(table)
+        return size
 
     @property
     def status(self) -> str:
@@ -553,6 +608,7 @@ class Process:
             else:
                 await checkpoint_if_cancelled()
         else:
+            self._work += BUDGET + 1
             self._budget = BUDGET
             await checkpoint()
         mailbox = self.mailbox
@@ -571,6 +627,7 @@ class Process:
             raise RuntimeError(f"another task of {self.pid!r} is already waiting in receive()")
         if match is not None and not callable(match):  # checked here, off the fast path
             raise TypeError(f"receive() needs a predicate (a callable) or None, not {match!r}")
+        self._work += BUDGET - self._budget
         self._budget = BUDGET
         self._task = current_task()
         self._waiting = match if match is not None else _any

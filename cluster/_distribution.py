@@ -136,6 +136,9 @@ class Distribution(NetworkRouter):
         #: Failed incoming handshakes, per peer address: the first logged, then counted.
         self.failures = FailureLog()
         self._dialer_wake = trio.Event()
+        # Traffic of the connections that have closed (see ``traffic``).
+        self._closed_bytes_in = 0
+        self._closed_bytes_out = 0
 
     # -- running -------------------------------------------------------------------
 
@@ -528,6 +531,8 @@ class Distribution(NetworkRouter):
             with trio.CancelScope(shield=True):
                 await trio.aclose_forcefully(stream)
             self.membership.down(name, peer, peer.close_reason)
+            self._closed_bytes_in += peer.bytes_in
+            self._closed_bytes_out += peer.bytes_out
             self._apply()
 
     # -- membership -------------------------------------------------------------------
@@ -567,6 +572,18 @@ class Distribution(NetworkRouter):
             self.node.remote_send(pid, NodeDown(name, reason))
 
     # -- the API behind beamlet.cluster ------------------------------------------------
+
+    def traffic(self) -> tuple[int, int]:
+        """Bytes read and written by this node's connections since it started: ``(in, out)``.
+
+        What authenticated connections carried (frames, ticks), past and
+        present; handshakes are not counted.
+        """
+        bytes_in, bytes_out = self._closed_bytes_in, self._closed_bytes_out
+        for peer in self.peers.values():
+            bytes_in += peer.bytes_in
+            bytes_out += peer.bytes_out
+        return bytes_in, bytes_out
 
     def nodes(self, node_type: str = "visible") -> list[str]:
         """The connected nodes of ``node_type``: "visible", "hidden" or "all"."""

@@ -6,7 +6,9 @@ its children, in this order:
 
 - ``beamlet_rpc``: the rpc server (``rpc``, ``spawn_on``);
 - ``beamlet_pg_default``: the ``"default"`` process-group scope;
-- ``beamlet_discovery``: runs the discovery strategies (``DNSPoll``...).
+- ``beamlet_discovery``: runs the discovery strategies (``DNSPoll``...);
+- ``beamlet_introspect``: the read-only introspection service
+  (``beamlet.cluster.introspect``, what ``beamlet top`` asks).
 
 The strategy is ``one_for_one``: a service that exits, whatever the reason,
 is restarted alone and the node keeps serving. A restarted pg scope starts
@@ -98,14 +100,15 @@ async def _discovery(strategies: tuple[Any, ...]) -> None:
 
 
 def kernel_children(discovery: tuple[Any, ...] = ()) -> list[ChildSpec]:
-    """The kernel's child specs: the rpc server, the default pg scope, discovery."""
-    from . import pg
+    """The kernel's child specs: the rpc server, the default pg scope, discovery, introspection."""
+    from . import introspect, pg
     from ._rpc import child_spec as rpc_child_spec
 
     return [
         ChildSpec.coerce(rpc_child_spec()),
         ChildSpec.coerce(pg.child_spec()),
         worker(_discovery, tuple(discovery), id="discovery", name=DISCOVERY),
+        ChildSpec.coerce(introspect.child_spec()),
     ]
 
 

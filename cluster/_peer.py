@@ -73,6 +73,9 @@ class Peer:
         self._out: list[bytes] = []
         #: Bytes queued or being written: what the peer has not been sent yet.
         self.out_bytes = 0
+        #: Bytes read from and written to the connection since it came up.
+        self.bytes_in = 0
+        self.bytes_out = 0
         self._lot = trio.lowlevel.ParkingLot()
         self._drained = trio.lowlevel.ParkingLot()
         self._scope = trio.CancelScope()
@@ -150,6 +153,7 @@ class Peer:
                 sent = os.write(self._fd, data)
             except OSError:  # full (or broken: the writer finds out and closes)
                 sent = 0
+            self.bytes_out += sent
             if sent == len(data):
                 now = trio.current_time()
                 if now >= self.ticks.last_sent + self._tick_grain:
@@ -259,6 +263,7 @@ class Peer:
                 logger.info("connection to %s closed by the peer", self.name)
                 return
             self._direct = True
+            self.bytes_in += len(data)
             try:
                 events = receive_events(data, DISPATCH_BATCH)
             except wire.ProtocolError as exc:
@@ -312,6 +317,7 @@ class Peer:
             finally:
                 self._writing = False
             self.out_bytes -= len(data)
+            self.bytes_out += len(data)
             now = trio.current_time()
             if now >= ticks.last_sent + self._tick_grain:
                 ticks.on_sent(now)

@@ -14,6 +14,7 @@ from beamlet.actors import (
     NotInProcessError,
     Pid,
     ProcessInfo,
+    ReceiveTimeoutError,
     link,
     monitor,
     open_node,
@@ -264,7 +265,11 @@ async def test_process_info_fields(node: Node) -> None:
         send(pid, "still not")
         await trio.testing.wait_all_tasks_blocked()
         info = process_info(pid)
+        assert info is not None
+        assert info.memory > 0
         assert info == ProcessInfo(
+            memory=info.memory,
+            reductions=1,  # one receive, waiting
             pid=pid,
             name=None,
             status="waiting",
@@ -282,6 +287,48 @@ async def test_process_info_fields(node: Node) -> None:
         assert mine.monitors == (ref,)
         assert mine.trap_exits is True
         assert mine.function == body.__qualname__
+
+    await node.run(body)
+
+
+async def test_reductions_count_every_receive(node: Node) -> None:
+    """The work counter counts each receive, across budget renewals and waits."""
+
+    async def body() -> None:
+        async def worker() -> None:
+            while await receive() != "stop":
+                pass
+
+        pid = spawn(worker)
+        await trio.testing.wait_all_tasks_blocked()
+        assert process_info(pid).reductions == 1  # type: ignore[union-attr]
+        for i in range(200):  # a backlog: three budgets and more, without waiting
+            send(pid, i)
+        await trio.testing.wait_all_tasks_blocked()
+        assert process_info(pid).reductions == 201  # type: ignore[union-attr]
+        for i in range(10):  # one at a time: a wait each
+            send(pid, i)
+            await trio.testing.wait_all_tasks_blocked()
+        assert process_info(pid).reductions == 211  # type: ignore[union-attr]
+        with pytest.raises(ReceiveTimeoutError):
+            await receive(timeout=0)
+        assert process_info(self_pid()).reductions == 1  # type: ignore[union-attr]
+
+    await node.run(body)
+
+
+async def test_memory_estimate_grows_with_the_mailbox(node: Node) -> None:
+    async def body() -> None:
+        async def deaf() -> None:
+            await receive(lambda m: m == "never")
+
+        pid = spawn(deaf)
+        await trio.testing.wait_all_tasks_blocked()
+        empty = process_info(pid).memory  # type: ignore[union-attr]
+        for _ in range(1000):
+            send(pid, "x" * 1000)
+        full = process_info(pid).memory  # type: ignore[union-attr]
+        assert full - empty >= 1000 * 1000
 
     await node.run(body)
 

@@ -135,3 +135,26 @@ def test_exception_hierarchy() -> None:
     assert issubclass(pg.NotLocalError, ValueError)
     assert issubclass(pg.ScopeNotStartedError, LookupError)
     assert cluster.RpcError("why").reason == "why"
+
+
+INTROSPECT_NAMES = {
+    "INTROSPECT",
+    "MAX_LIMIT",
+    "SORT_KEYS",
+    "IntrospectError",
+    "child_spec",
+    "node_info",
+    "process_table",
+    "remote_process_info",
+}
+
+
+def test_introspect_surface() -> None:
+    import beamlet.cluster.introspect as introspect
+
+    assert set(introspect.__all__) == INTROSPECT_NAMES
+    for name in INTROSPECT_NAMES:
+        value = getattr(introspect, name)
+        if callable(value):
+            assert inspect.getdoc(value), f"introspect.{name}"
+    assert issubclass(introspect.IntrospectError, Exception)

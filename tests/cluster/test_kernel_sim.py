@@ -24,7 +24,7 @@ from beamlet.cluster.simulation import SimulatedCluster, simulated_cluster
 from beamlet.supervisors import Supervisor
 
 A, B = "a@a", "b@b"
-SERVICES = ["beamlet_rpc", "beamlet_pg_default", "beamlet_discovery"]
+SERVICES = ["beamlet_rpc", "beamlet_pg_default", "beamlet_discovery", "beamlet_introspect"]
 
 
 @export(name="tests.kernel.double")
@@ -93,6 +93,7 @@ async def test_the_kernel_supervises_the_system_services(autojump_clock: Any) ->
             ("rpc", "worker"),
             (("pg", "default"), "worker"),
             ("discovery", "worker"),
+            ("introspect", "worker"),
         ]
         assert [pid for _id, pid, _type in children] == [node.whereis(n) for n in SERVICES]
 

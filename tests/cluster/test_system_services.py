@@ -39,7 +39,13 @@ from beamlet.supervisors import Supervisor
 from hypothesis import given, settings, strategies as st
 
 A, B = "a@a", "b@b"
-SERVICES = ["beamlet_rpc", "beamlet_pg_default", "beamlet_discovery", "beamlet_kernel_sup"]
+SERVICES = [
+    "beamlet_rpc",
+    "beamlet_pg_default",
+    "beamlet_discovery",
+    "beamlet_introspect",
+    "beamlet_kernel_sup",
+]
 
 
 @export(name="tests.services.triple")
@@ -293,6 +299,9 @@ _tags = st.sampled_from(
         "terminate_child",
         "restart_child",
         "delete_child",
+        "node_info",
+        "processes",
+        "process_info",
     ]
 )
 _shaped = st.one_of(
@@ -360,6 +369,7 @@ async def _scenario(actions: list[tuple[str, str, str, Any]]) -> None:
             before["beamlet_rpc"],
             before["beamlet_pg_default"],
             before["beamlet_discovery"],
+            before["beamlet_introspect"],
         ]
         # And still correct: rpc answers, pg kept its members and takes new ones,
         # discovery keeps polling.

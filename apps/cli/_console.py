@@ -1,0 +1,138 @@
+"""A hidden node that connects to one node: what ``ping`` and ``top`` run in."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import outcome
+import trio
+from beamlet.cluster import (
+    Cookie,
+    CookieError,
+    TLSConfig,
+    connect,
+    default_node_name,
+    nodes,
+    open_node,
+)
+
+from ._errors import EXIT_FAILURE, EXIT_USAGE, CliError
+from ._options import NodeAddress
+
+__all__ = ["Captured", "run_console"]
+
+T = TypeVar("T")
+
+
+class Captured(logging.Handler):
+    """Keeps beamlet's log records of a console session off the terminal.
+
+    The last record that says why a connection failed ("could not connect to
+    ...: the peer refused the connection: bad cookie") becomes the reason a
+    failed ``connect`` reports.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if len(self.records) < 1000:
+            self.records.append(record)
+
+    def connect_failure(self) -> str | None:
+        for record in reversed(self.records):
+            message = record.getMessage()
+            if message.startswith("could not connect to "):
+                return message.partition(": ")[2] or message
+        return None
+
+
+@asynccontextmanager
+async def _captured() -> AsyncIterator[Captured]:
+    handler = Captured()
+    beamlet = logging.getLogger("beamlet")
+    previous = beamlet.propagate, beamlet.level
+    beamlet.addHandler(handler)
+    beamlet.propagate = False
+    beamlet.setLevel(logging.INFO)
+    try:
+        yield handler
+    finally:
+        beamlet.removeHandler(handler)
+        beamlet.propagate, level = previous[0], previous[1]
+        beamlet.setLevel(level)
+
+
+def _why(failure: str | None) -> str:
+    if failure is None:
+        return "no answer"
+    if "bad cookie" in failure or "cookie" in failure:
+        return f"{failure} (is the cookie the node's? see --cookie-file)"
+    if "failed" in failure and "attempts to connect" in failure:
+        return "nothing listens there (connection refused)"
+    return failure
+
+
+async def _connect(target: NodeAddress, log: Captured, timeout: float) -> str:
+    """Connect to ``target``; return its node name, or raise ``CliError``."""
+    before = set(nodes("all"))
+    with trio.move_on_after(timeout):
+        ok = await connect(target.address)
+        if ok:
+            found = sorted(set(nodes("all")) - before)
+            if target.name is not None:
+                if target.name in nodes("all"):
+                    return target.name
+                raise CliError(
+                    f"the node at {target.address} is {', '.join(found) or 'another node'}, "
+                    f"not {target.name}"
+                )
+            if found:
+                return found[0]
+            raise CliError(f"no node answered at {target.address}")
+        raise CliError(f"cannot connect to {target}: {_why(log.connect_failure())}")
+    raise CliError(f"cannot connect to {target}: no answer within {timeout:g} s")
+
+
+async def _session(
+    target: NodeAddress, log: Captured, timeout: float, fn: Callable[[str], Awaitable[T]]
+) -> T:
+    peer = await _connect(target, log, timeout)
+    return await fn(peer)
+
+
+async def run_console(
+    target: NodeAddress,
+    cookie: Cookie | None,
+    tls: TLSConfig | None,
+    fn: Callable[[str], Awaitable[T]],
+    timeout: float,
+) -> T:
+    """Open a hidden node, connect to ``target`` and run ``fn(node_name)`` as a process.
+
+    Raises:
+        CliError: the connection failed (the message says why).
+    """
+    async with _captured() as log:
+        name = "console-" + default_node_name()
+        try:
+            async with open_node(
+                name, cookie=cookie, tls=tls, hidden=True, watchdog_threshold=None
+            ) as node:
+
+                async def main() -> Any:
+                    # Captured: a CliError is an answer, not a crash to report.
+                    return await outcome.acapture(_session, target, log, timeout, fn)
+
+                result: outcome.Outcome[T] = await node.run(main)
+                return result.unwrap()
+        except CliError:
+            raise
+        except CookieError as exc:
+            raise CliError(f"bad cookie: {exc}", EXIT_USAGE) from None
+        except OSError as exc:
+            raise CliError(f"cannot start a console node: {exc}", EXIT_FAILURE) from None

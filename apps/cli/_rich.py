@@ -1,0 +1,43 @@
+"""The optional ``rich`` live views (the ``cli`` extra); plain lines without it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["Rich", "load_rich"]
+
+
+class Rich:
+    """The few rich features the command uses, behind one small interface."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.live import Live
+        from rich.table import Table
+
+        self._console = Console()
+        self._live = Live
+        self._table = Table
+
+    def live(self) -> Any:
+        """A ``rich.live.Live`` that is refreshed by ``update(..., refresh=True)``."""
+        return self._live(console=self._console, auto_refresh=False, transient=False)
+
+    def table(
+        self, title: str, headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]
+    ) -> Any:
+        table = self._table(title=title, title_justify="left", expand=False)
+        for i, header in enumerate(headers):
+            table.add_column(header, justify="right" if i in right else "left", no_wrap=True)
+        for row in rows:
+            table.add_row(*row)
+        return table
+
+
+def load_rich() -> Rich | None:
+    """``Rich`` if the ``rich`` package is installed, else None."""
+    try:
+        return Rich()
+    except ImportError:
+        return None

@@ -1,0 +1,134 @@
+"""``beamlet run MODULE:CHILDREN``: a supervision tree as a service on a distributed node."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import os
+import sys
+from functools import partial
+from typing import Any
+
+from beamlet.cluster import CookieError, listen_address, node_name, open_node, validate_node_name
+from beamlet.supervisors import load_children, run_application
+
+from ._errors import EXIT_USAGE, CliError
+from ._options import (
+    add_cookie_option,
+    add_tls_options,
+    configure_logging,
+    parse_seeds,
+    read_cookie,
+    tls_config,
+)
+
+__all__ = ["add_parser", "command"]
+
+logger = logging.getLogger("beamlet.cli")
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="run a supervision tree as a service on a distributed node",
+        description=(
+            "Boot the children named by MODULE:CHILDREN (a list of child specs, or a "
+            "function returning one) under a root supervisor on a distributed node, and "
+            "serve until SIGTERM or SIGINT, then shut the tree down in order. Exit status: "
+            "0 after a graceful shutdown, 1 if the tree failed to start or its root "
+            "supervisor gave up, 128+N after a second signal N during the shutdown."
+        ),
+    )
+    parser.add_argument("target", metavar="MODULE:CHILDREN", help="e.g. myapp.tree:children")
+    parser.add_argument("--name", required=True, metavar="NAME@HOST", help="the node name")
+    add_cookie_option(parser)
+    parser.add_argument(
+        "--seeds", metavar="HOST:PORT,...", help="nodes to join (comma-separated addresses)"
+    )
+    parser.add_argument("--port", type=int, default=0, help="port to listen on (0: any free one)")
+    add_tls_options(parser)
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow listening on a non-loopback host without TLS",
+    )
+    parser.add_argument(
+        "--strategy",
+        choices=["one_for_one", "one_for_all", "rest_for_one"],
+        default="one_for_one",
+        help="the root supervisor's strategy",
+    )
+    parser.add_argument("--max-restarts", type=int, default=3, metavar="N")
+    parser.add_argument("--max-seconds", type=float, default=5.0, metavar="S")
+    parser.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="kill the tree if it has not shut down after S seconds",
+    )
+    parser.add_argument("--ticktime", type=float, default=15.0, metavar="S")
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    parser.set_defaults(command=command)
+
+
+def command(args: argparse.Namespace) -> int:
+    """Run the service; return the runner's exit status."""
+    try:
+        validate_node_name(args.name)
+    except ValueError as exc:
+        raise CliError(f"bad --name: {exc}", EXIT_USAGE) from None
+    if not 0 <= args.port <= 65535:
+        raise CliError(f"bad --port {args.port}: expected 0..65535", EXIT_USAGE)
+    seeds = parse_seeds(args.seeds)
+    cookie = read_cookie(args.cookie_file)
+    tls = tls_config(args)
+    # As `python -m` does: modules of the current directory can be named.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        children = load_children(args.target)
+    except ModuleNotFoundError as exc:
+        raise CliError(f"cannot run {args.target}: no module named {exc.name!r}") from None
+    except (ImportError, AttributeError, TypeError, ValueError) as exc:
+        raise CliError(f"cannot run {args.target}: {exc}") from None
+    configure_logging(args.log_level)
+
+    def ready(root: object) -> None:
+        logger.info(
+            "node %s listening on %s (root supervisor %s)", node_name(), listen_address(), root
+        )
+
+    try:
+        return run_application(
+            children,
+            node=partial(
+                open_node,
+                args.name,
+                cookie=cookie,
+                port=args.port,
+                seeds=seeds,
+                tls=tls,
+                insecure=args.insecure,
+                ticktime=args.ticktime,
+            ),
+            strategy=args.strategy,
+            max_restarts=args.max_restarts,
+            max_seconds=args.max_seconds,
+            shutdown_timeout=args.shutdown_timeout,
+            on_ready=ready,
+            log_level=None,
+        )
+    except CookieError as exc:
+        raise CliError(f"bad cookie: {exc}", EXIT_USAGE) from None
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise CliError(
+                f"cannot start node {args.name}: port {args.port} is already in use"
+            ) from None
+        raise CliError(f"cannot start node {args.name}: {exc}") from None
+    except ValueError as exc:
+        raise CliError(f"cannot start node {args.name}: {exc}", EXIT_USAGE) from None

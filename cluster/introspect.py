@@ -1,0 +1,268 @@
+"""Introspection of a live node: a read-only system service, and its client.
+
+Every distributed node runs ``beamlet_introspect`` under its kernel
+supervisor (see docs/distribution.md, "The kernel"). It answers what
+``beamlet top`` and ``beamlet ping`` show: the node's totals and a table of
+its processes. It is reachable only over an authenticated connection (a
+peer that holds the cookie; a hidden node is enough), and it is read-only:
+it never runs code, spawns, sends or changes anything on the node. Its
+answers are bounded: at most ``MAX_LIMIT`` processes, sorted on the node.
+
+The protocol (``call(("beamlet_introspect", node), request)``):
+
+- ``("node_info",)`` -> ``("ok", {"name", "creation", "os_pid", "processes",
+  "registered", "nodes", "hidden_nodes", "bytes_in", "bytes_out"})``
+  (``nodes`` and ``hidden_nodes`` at most ``MAX_LIMIT`` names each).
+- ``("processes", sort, limit)`` -> ``("ok", {"total": n, "processes": [row, ...]})``:
+  the ``limit`` (1..``MAX_LIMIT``) processes first by ``sort`` (one of
+  ``SORT_KEYS``: "mailbox", "memory", "reductions", "links", "pid").
+- ``("process_info", pid)`` -> ``("ok", row)`` with the process's links and
+  monitors listed (at most ``MAX_LIMIT`` each), or ``("error", "noproc")``.
+
+A row is a dict: ``pid``, ``name`` (or None), ``function``, ``status``,
+``mailbox`` (its length), ``links``, ``monitors``, ``monitored_by`` (counts;
+lists in ``process_info``), ``trap_exits``, ``memory`` (an estimate, in
+bytes) and ``reductions`` (how many times it has called ``receive``).
+Anything else gets ``("error", ("bad_request", "<short repr>"))``, and is
+logged, rate-limited, on the ``beamlet.cluster`` logger; casts and other
+messages are dropped (and logged). The client functions below wrap these
+calls and raise ``IntrospectError`` on an error reply.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import os
+from typing import Any
+
+import trio
+from beamlet.actors import CallExitError, From, GenServer, Pid, call, process_info
+from beamlet.actors.lowlevel import BadInputLog, current_node, describe_reason
+
+from ._api import distribution
+from ._system import bad_request
+
+__all__ = [
+    "INTROSPECT",
+    "MAX_LIMIT",
+    "SORT_KEYS",
+    "IntrospectError",
+    "child_spec",
+    "node_info",
+    "process_table",
+    "remote_process_info",
+]
+
+logger = logging.getLogger("beamlet.cluster")
+
+#: The registered name of each node's introspection service.
+INTROSPECT = "beamlet_introspect"
+
+#: The most processes (and links, monitors, node names) one answer holds.
+MAX_LIMIT = 1000
+
+#: How ``("processes", sort, limit)`` may sort, largest first ("pid": oldest first).
+SORT_KEYS = ("mailbox", "memory", "reductions", "links", "pid")
+
+#: Processes looked at between two checkpoints, so that a node with many
+#: processes keeps serving while it answers.
+_STEP = 1000
+
+
+class IntrospectError(Exception):
+    """An introspection request failed.
+
+    Attributes:
+        reason: ``("nodedown", node)``, ``"noproc"`` (no such process), the
+            service's ``("bad_request", ...)`` error, or its exit reason.
+    """
+
+    def __init__(self, reason: Any, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def _row(info: Any, full: bool = False) -> dict[str, Any]:
+    links, monitors, monitored_by = info.links, info.monitors, info.monitored_by
+    return {
+        "pid": info.pid,
+        "name": info.name,
+        "function": info.function,
+        "status": info.status,
+        "mailbox": info.message_queue_len,
+        "links": list(links[:MAX_LIMIT]) if full else len(links),
+        "monitors": len(monitors),
+        "monitored_by": list(monitored_by[:MAX_LIMIT]) if full else len(monitored_by),
+        "trap_exits": info.trap_exits,
+        "memory": info.memory,
+        "reductions": info.reductions,
+    }
+
+
+def _sort_key(sort: str) -> Any:
+    if sort == "mailbox":
+        return lambda info: info.message_queue_len
+    if sort == "memory":
+        return lambda info: info.memory
+    if sort == "reductions":
+        return lambda info: info.reductions
+    return lambda info: len(info.links)
+
+
+def _well_formed(request: Any) -> bool:
+    if type(request) is not tuple or not request or type(request[0]) is not str:
+        return False
+    tag = request[0]
+    if tag == "node_info":
+        return len(request) == 1
+    if tag == "processes":
+        return (
+            len(request) == 3
+            and type(request[1]) is str
+            and request[1] in SORT_KEYS
+            and type(request[2]) is int
+            and 1 <= request[2] <= MAX_LIMIT
+        )
+    if tag == "process_info":
+        return len(request) == 2 and type(request[1]) is Pid
+    return False
+
+
+class _Introspect(GenServer):
+    """The introspection service: read-only answers about this node."""
+
+    async def init(self) -> None:
+        self.bad_input = BadInputLog(INTROSPECT, logger)
+
+    async def handle_call(self, request: Any, caller: From) -> Any:
+        if not _well_formed(request):
+            self.bad_input.report("call", request)
+            return bad_request(request)
+        tag = request[0]
+        if tag == "node_info":
+            return ("ok", self._node_info())
+        if tag == "processes":
+            return ("ok", await self._processes(request[1], request[2]))
+        pid = request[1]
+        node = current_node()
+        info = process_info(pid) if not node.is_remote(pid.node) else None
+        if info is None:
+            return ("error", "noproc")
+        return ("ok", _row(info, full=True))
+
+    def _node_info(self) -> dict[str, Any]:
+        node = current_node()
+        dist = distribution(node)
+        bytes_in, bytes_out = dist.traffic()
+        return {
+            "name": node.name,
+            "creation": node.creation,
+            "os_pid": os.getpid(),
+            "processes": len(node.processes()),
+            "registered": len(node.registered()),
+            "nodes": dist.nodes("visible")[:MAX_LIMIT],
+            "hidden_nodes": dist.nodes("hidden")[:MAX_LIMIT],
+            "bytes_in": bytes_in,
+            "bytes_out": bytes_out,
+        }
+
+    async def _processes(self, sort: str, limit: int) -> dict[str, Any]:
+        pids = current_node().processes()
+        if sort == "pid":
+            pids.sort()
+            chosen = []
+            for pid in pids:
+                info = process_info(pid)
+                if info is not None:
+                    chosen.append(info)
+                    if len(chosen) == limit:
+                        break
+            return {"total": len(pids), "processes": [_row(info) for info in chosen]}
+        key = _sort_key(sort)
+        best: list[Any] = []
+        for start in range(0, len(pids), _STEP):
+            if start:
+                await trio.lowlevel.checkpoint()
+            infos = [process_info(pid) for pid in pids[start : start + _STEP]]
+            best = heapq.nlargest(limit, [*best, *(i for i in infos if i is not None)], key=key)
+        return {"total": len(pids), "processes": [_row(info) for info in best]}
+
+    async def handle_cast(self, request: Any) -> None:
+        self.bad_input.report("cast", request, "unexpected")
+
+    async def handle_info(self, msg: Any) -> None:
+        self.bad_input.report("message", msg, "unexpected")
+
+
+def child_spec() -> dict[str, Any]:
+    """The child spec of the node's introspection service (the kernel runs it)."""
+    return _Introspect.child_spec(id="introspect", name=INTROSPECT)
+
+
+async def _ask(node: str, request: tuple[Any, ...], timeout: float | None) -> Any:
+    try:
+        answer = await call((INTROSPECT, node), request, timeout)
+    except CallExitError as exc:
+        reason = exc.reason
+        if reason in ("noproc", "noconnection") or (
+            type(reason) is tuple and len(reason) == 2 and reason[0] == "nodedown"
+        ):
+            reason = ("nodedown", node)
+            why = f"node {node} is down, unreachable or not distributed"
+        else:
+            why = f"its introspection service {describe_reason(reason)}"
+        raise IntrospectError(reason, f"{request[0]} on {node} failed: {why}") from None
+    status, value = answer
+    if status != "ok":
+        raise IntrospectError(value, f"{request[0]} on {node} failed: {value!r}")
+    return value
+
+
+async def node_info(node: str, *, timeout: float | None = 5.0) -> dict[str, Any]:
+    """The totals of ``node``: processes, connected nodes, distribution bytes in and out.
+
+    Raises:
+        IntrospectError: the node is down or refused the request.
+        CallTimeoutError: no answer within ``timeout`` seconds.
+
+    Cancellation:
+        A checkpoint.
+    """
+    result: dict[str, Any] = await _ask(node, ("node_info",), timeout)
+    return result
+
+
+async def process_table(
+    node: str, *, sort: str = "reductions", limit: int = 20, timeout: float | None = 5.0
+) -> dict[str, Any]:
+    """The first ``limit`` processes of ``node`` by ``sort``, and how many it runs.
+
+    Args:
+        sort: one of ``SORT_KEYS``.
+        limit: 1..``MAX_LIMIT``.
+
+    Returns:
+        ``{"total": n, "processes": [row, ...]}`` (see the module docstring).
+
+    Raises:
+        ValueError: a bad ``sort`` or ``limit`` (checked here, before asking).
+        IntrospectError, CallTimeoutError: as for ``node_info``.
+    """
+    if sort not in SORT_KEYS:
+        raise ValueError(f"sort must be one of {', '.join(SORT_KEYS)}, not {sort!r}")
+    if type(limit) is not int or not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit must be an int in 1..{MAX_LIMIT}, not {limit!r}")
+    result: dict[str, Any] = await _ask(node, ("processes", sort, limit), timeout)
+    return result
+
+
+async def remote_process_info(pid: Pid, *, timeout: float | None = 5.0) -> dict[str, Any]:
+    """One process's row, with its links and monitors listed, from its own node.
+
+    Raises:
+        IntrospectError: ``"noproc"`` if it is not alive; as for ``node_info``.
+        CallTimeoutError: no answer within ``timeout`` seconds.
+    """
+    result: dict[str, Any] = await _ask(pid.node, ("process_info", pid), timeout)
+    return result

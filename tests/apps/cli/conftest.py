@@ -1,0 +1,103 @@
+"""Fixtures for the ``beamlet`` command's tests: the command as a subprocess, a cookie, a service."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+COOKIE = "cli-tests-cookie-0123456789abcdef"
+
+#: The installed ``beamlet`` script (``[project.scripts]``), run as a user runs it:
+#: the current directory is not on its path unless the command puts it there.
+SCRIPT = Path(sys.executable).with_name("beamlet")
+COMMAND = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "beamlet.apps.cli"]
+
+
+def beamlet(*args: str, cwd: Path = HERE, env: dict[str, str] | None = None, timeout: float = 30):
+    """Run ``beamlet ARGS``; return the CompletedProcess."""
+    return subprocess.run(
+        [*COMMAND, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture
+def cookie_file(tmp_path: Path) -> Path:
+    path = tmp_path / "cookie"
+    path.write_text(COOKIE)
+    path.chmod(0o600)
+    return path
+
+
+class Service:
+    """A ``beamlet run`` subprocess, its stderr read line by line in a thread."""
+
+    def __init__(self, args: list[str], cwd: Path = HERE) -> None:
+        self.process = subprocess.Popen(
+            [*COMMAND, "run", *args],
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def wait_for(self, pattern: str, timeout: float = 20) -> re.Match[str]:
+        """The first stderr line matching ``pattern`` (lines before it are kept in ``seen``)."""
+        while True:
+            line = self.lines.get(timeout=timeout)
+            if line is None:
+                raise AssertionError(f"the service ended; it said {self.seen}")
+            self.seen.append(line)
+            found = re.search(pattern, line)
+            if found:
+                return found
+
+    def rest(self, timeout: float = 20) -> list[str]:
+        """The remaining stderr lines, once the process has exited."""
+        lines = []
+        while True:
+            line = self.lines.get(timeout=timeout)
+            if line is None:
+                return lines
+            lines.append(line)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def service(cookie_file: Path) -> Iterator[tuple[Service, str]]:
+    """``beamlet run cli_app:children`` on a free port; yields it and its address."""
+    svc = Service(
+        ["cli_app:children", "--name", "svc@127.0.0.1", "--cookie-file", str(cookie_file)]
+    )
+    try:
+        address = svc.wait_for(r"listening on (\S+)").group(1)
+        yield svc, address
+    finally:
+        svc.stop()

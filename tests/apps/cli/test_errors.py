@@ -1,0 +1,197 @@
+"""Errors a user hits: one clear line on stderr, a non-zero status, never a traceback."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from beamlet.apps.cli import main
+
+from .conftest import HERE, Service, beamlet
+
+
+class InProcess:
+    """What ``main(argv)`` printed and returned, shaped as a CompletedProcess."""
+
+    def __init__(self, returncode: int, stderr: str) -> None:
+        self.returncode = returncode
+        self.stderr = stderr
+
+
+def in_process(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *args: str
+) -> InProcess:
+    """``beamlet ARGS`` run by ``main`` in this process (for the many variants of an error
+    that a subprocess test covers once)."""
+    monkeypatch.chdir(HERE)
+    monkeypatch.setattr(sys, "path", list(sys.path))  # `run` adds the directory to it
+    try:
+        status = main(list(args))
+    except SystemExit as exc:  # argparse's own exit
+        status = exc.code  # type: ignore[assignment]
+    return InProcess(status, capsys.readouterr().err)
+
+
+def one_line(result, status: int, *fragments: str) -> None:  # type: ignore[no-untyped-def]
+    assert result.returncode == status, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("beamlet: error: "), lines
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        sock.close()
+
+
+def test_no_such_node(cookie_file: Path) -> None:
+    free = socket.socket()
+    free.bind(("127.0.0.1", 0))
+    port = free.getsockname()[1]
+    free.close()  # nothing listens there now
+    result = beamlet("ping", f"ghost@127.0.0.1:{port}", "--cookie-file", str(cookie_file))
+    one_line(result, 1, "pang", f"127.0.0.1:{port}", "connection refused")
+    result = beamlet("top", f"127.0.0.1:{port}", "--once", "--cookie-file", str(cookie_file))
+    one_line(result, 1, "cannot connect")
+
+
+def test_wrong_cookie(service: tuple[Service, str], tmp_path: Path) -> None:
+    _svc, address = service
+    other = tmp_path / "other"
+    other.write_text("another-cookie-entirely-0123456789")
+    other.chmod(0o600)
+    result = beamlet("ping", address, "--cookie-file", str(other))
+    one_line(result, 1, "pang", "bad cookie")
+    result = beamlet("top", address, "--once", "--cookie-file", str(other))
+    one_line(result, 1, "bad cookie")
+
+
+def test_the_wrong_node_at_an_address(service: tuple[Service, str], cookie_file: Path) -> None:
+    _svc, address = service
+    result = beamlet("ping", f"other@{address}", "--cookie-file", str(cookie_file))
+    one_line(result, 1, "is svc@127.0.0.1, not other@127.0.0.1")
+
+
+def test_port_in_use(taken_port: int, cookie_file: Path) -> None:
+    result = beamlet(
+        "run", "cli_app:children", "--name", "p@127.0.0.1", "--port", str(taken_port),
+        "--cookie-file", str(cookie_file),
+    )  # fmt: skip
+    one_line(result, 1, f"port {taken_port} is already in use")
+
+
+def test_module_or_attribute_not_found(cookie_file: Path) -> None:
+    for target, fragment in [
+        ("no_such_module:children", "no module named 'no_such_module'"),
+        ("cli_app:no_such_children", "no_such_children"),
+    ]:
+        result = beamlet("run", target, "--name", "m@127.0.0.1", "--cookie-file", str(cookie_file))
+        one_line(result, 1, f"cannot run {target}", fragment)
+
+
+@pytest.mark.parametrize(
+    ("target", "fragment"),
+    [
+        ("cli_app", "expected 'module:attribute'"),
+        ("cli_app:Greeter", "must be a list of child specs"),
+        ("cli_app:Greeter.nope", "nope"),
+    ],
+)
+def test_targets_that_are_not_a_list_of_children(
+    target: str,
+    fragment: str,
+    cookie_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    argv = ["run", target, "--name", "m@127.0.0.1", "--cookie-file", str(cookie_file)]
+    one_line(in_process(capsys, monkeypatch, *argv), 1, f"cannot run {target}", fragment)
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--seeds", "nowhere"], "malformed seed 'nowhere'"),
+        (["--seeds", "127.0.0.1:1,host:"], "malformed seed 'host:'"),
+        (["--seeds", "127.0.0.1:99999"], "malformed seed"),
+        (["--name", "no-host"], "bad --name"),
+        (["--port", "70000"], "bad --port"),
+        (["--port", "x"], "invalid int value"),
+        (["--strategy", "all_for_none"], "invalid choice"),
+        (["--tls-cert", "c.pem"], "TLS needs both"),
+        (["--bogus"], "unrecognized arguments: --bogus"),
+    ],
+)
+def test_malformed_seeds_and_bad_options(
+    args: list[str],
+    fragment: str,
+    cookie_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    argv = ["run", "cli_app:children", "--name", "o@127.0.0.1", "--cookie-file", str(cookie_file)]
+    one_line(in_process(capsys, monkeypatch, *argv, *args), 2, fragment)
+
+
+def test_malformed_seeds_and_bad_options_as_a_subprocess(cookie_file: Path) -> None:
+    argv = ["run", "cli_app:children", "--name", "o@127.0.0.1", "--cookie-file", str(cookie_file)]
+    one_line(beamlet(*argv, "--seeds", "127.0.0.1:1,nowhere"), 2, "malformed seed 'nowhere'")
+    one_line(beamlet(*argv, "--bogus"), 2, "unrecognized arguments: --bogus")
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["ping", "nohost"], "malformed node address 'nohost'"),
+        (["ping", "a@b"], "expected NAME@HOST:PORT or HOST:PORT"),
+        (["ping"], "required: NODE"),
+        (["top", "127.0.0.1:1", "--limit", "0"], "bad --limit 0"),
+        (["top", "127.0.0.1:1", "--sort", "cpu"], "invalid choice: 'cpu'"),
+        (["top", "127.0.0.1:1", "--interval", "0"], "bad --interval"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_bad_arguments_to_the_other_commands(
+    args: list[str],
+    fragment: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    one_line(in_process(capsys, monkeypatch, *args), 2, fragment)
+
+
+def test_cookie_file_problems(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = tmp_path / "missing"
+    result = beamlet("ping", "127.0.0.1:1", "--cookie-file", str(missing))
+    one_line(result, 2, f"cookie file {missing} does not exist")
+    shared = tmp_path / "shared"
+    shared.write_text("a-cookie-that-is-long-enough-0123")
+    shared.chmod(0o644)
+    result = in_process(capsys, monkeypatch, "ping", "127.0.0.1:1", "--cookie-file", str(shared))
+    one_line(result, 2, "accessible by group or others", "chmod 600")
+    short = tmp_path / "short"
+    short.write_text("tiny")
+    short.chmod(0o600)
+    argv = ["run", "cli_app:children", "--name", "c@127.0.0.1", "--cookie-file", str(short)]
+    one_line(in_process(capsys, monkeypatch, *argv), 2, "at least 16 bytes")
+
+
+def test_no_command_prints_the_help_and_fails() -> None:
+    result = beamlet()
+    assert result.returncode == 2
+    assert "usage: beamlet" in result.stderr
+    assert "Traceback" not in result.stderr
