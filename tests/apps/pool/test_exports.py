@@ -1,0 +1,56 @@
+"""The public surface of beamlet.apps.pool."""
+
+from __future__ import annotations
+
+import inspect
+
+import beamlet.apps.pool as pool
+
+PUBLIC = {
+    "Pool",
+    "PoolFullError",
+    "PoolRef",
+    "PoolStatus",
+    "PoolTimeoutError",
+    "Strategy",
+    "UnknownPoolError",
+    "checkout",
+    "status",
+    "transaction",
+}
+
+
+def test_public_names() -> None:
+    assert {name for name in vars(pool) if not name.startswith("_")} == PUBLIC
+
+
+def test_public_classes_and_functions_say_where_they_are_exported() -> None:
+    for name in PUBLIC:
+        value = getattr(pool, name)
+        if inspect.isclass(value) or inspect.isfunction(value):
+            assert value.__module__ == "beamlet.apps.pool", name
+
+
+def test_every_public_name_and_method_is_documented() -> None:
+    for name in PUBLIC:
+        value = getattr(pool, name)
+        if not (inspect.isclass(value) or inspect.isfunction(value)):
+            continue
+        assert inspect.getdoc(value), name
+        if inspect.isclass(value):
+            for attr, member in vars(value).items():
+                if attr.startswith("_"):
+                    continue
+                function = getattr(member, "__func__", member)
+                if inspect.isfunction(function):
+                    assert inspect.getdoc(function), f"{name}.{attr}"
+
+
+def test_binding_signatures() -> None:
+    start = inspect.signature(pool.Pool.start_link).parameters
+    assert list(start)[:1] == ["name"]
+    for option in ("worker", "worker_args", "size", "max_overflow", "strategy"):
+        assert start[option].kind is inspect.Parameter.KEYWORD_ONLY, option
+    assert start["strategy"].default == "lifo"
+    assert list(inspect.signature(pool.checkout).parameters) == ["pool", "timeout", "block"]
+    assert inspect.signature(pool.checkout).parameters["timeout"].default == 5.0
