@@ -84,6 +84,26 @@ class CacheStats:
         expirations: entries removed because their TTL ran out (on a read, a
             write over them, or a sweep).
         deletes: live entries removed by ``delete`` or ``take``.
+
+    A running cache (``Cache.stats()``) fills in the fields below too; the
+    bare store leaves them at their defaults.
+
+    Attributes:
+        size: entries held (expired ones not yet swept included).
+        nbytes: the sum of their sizes (0 unless ``max_bytes`` is set).
+        computations: ``fetch`` computations started (one per miss and key,
+            however many callers waited for it).
+        invalidations_sent: batches of invalidated keys broadcast to the
+            other nodes.
+        invalidations_received: keys dropped (or whole-cache clears done)
+            because another node wrote them.
+        flushes: times the whole cache was emptied because the cluster
+            changed (a node came up or went down), so that it starts cold
+            rather than stale.
+        l2: the second tier's state: ``None`` (no second tier), ``"up"`` or
+            ``"down"`` (the cache then serves from memory alone).
+        l2_errors: second-tier operations that failed (Redis down or slow,
+            or a value Redis could not take).
     """
 
     hits: int = 0
@@ -92,6 +112,14 @@ class CacheStats:
     evictions: int = 0
     expirations: int = 0
     deletes: int = 0
+    size: int = 0
+    nbytes: int = 0
+    computations: int = 0
+    invalidations_sent: int = 0
+    invalidations_received: int = 0
+    flushes: int = 0
+    l2: str | None = None
+    l2_errors: int = 0
 
     @property
     def hit_rate(self) -> float:
@@ -357,6 +385,16 @@ class CacheStore:
             return False
         self._remove(key, entry)
         self._deletes += 1
+        return True
+
+    def discard(self, key: Hashable, now: float) -> bool:
+        """Remove the entry under ``key`` without counting a delete; return whether a
+        live one was there. For invalidations, which the owner counts itself (an
+        expired entry still counts as an expiration)."""
+        entry = self._live(key, now)
+        if entry is None:
+            return False
+        self._remove(key, entry)
         return True
 
     def take(self, key: Hashable, now: float, default: Any = None) -> Any:

@@ -521,6 +521,12 @@ class StoreMachine(RuleBasedStateMachine):
             self.model.counts["deletes"] += 1
 
     @rule(key=KEYS)
+    def discard(self, key: str) -> None:
+        # An invalidation: the entry goes, counted as no delete (an expired one as expired).
+        assert self.store.discard(key, self.now) == (key in self.model.entries)
+        self.model.entries.pop(key, None)
+
+    @rule(key=KEYS)
     def take(self, key: str) -> None:
         got = self.store.take(key, self.now, "<miss>")
         entry = self.model.entries.pop(key, None)
