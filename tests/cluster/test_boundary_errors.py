@@ -12,6 +12,8 @@ import errno
 import os
 import re
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -159,6 +161,55 @@ async def test_open_node_without_a_name_gets_a_unique_default_name() -> None:
         first, second = await one.run(name), await two.run(name)
     assert DEFAULT_NAME.match(first) and DEFAULT_NAME.match(second)
     assert first != second
+
+
+UNNAMED_NODE = """
+import sys
+import trio
+from beamlet.cluster import connect, listen_address, node_name, nodes, run
+
+async def main():
+    print(node_name(), listen_address(), flush=True)
+    if len(sys.argv) > 1:
+        await connect(sys.argv[1], raise_on_error=True)
+        print(" ".join(nodes()), flush=True)
+    else:
+        await trio.to_thread.run_sync(sys.stdin.read)  # until the test closes stdin
+
+run(main)
+"""
+
+
+@pytest.mark.timeout(60)
+def test_two_unnamed_nodes_on_one_machine_get_different_names_and_connect() -> None:
+    env = {**os.environ, "BEAMLET_COOKIE": COOKIE}
+    first = subprocess.Popen(
+        [sys.executable, "-c", UNNAMED_NODE],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert first.stdout is not None
+        first_name, first_address = first.stdout.readline().split()
+        second = subprocess.run(
+            [sys.executable, "-c", UNNAMED_NODE, first_address],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=30,
+        )
+        assert second.returncode == 0, second.stderr
+        (second_name, _address), peers = (line.split() for line in second.stdout.splitlines())
+        first.communicate("", timeout=30)
+    finally:
+        first.kill()
+    assert DEFAULT_NAME.match(first_name) and DEFAULT_NAME.match(second_name)
+    assert first_name != second_name
+    assert f"-{first.pid}-" in first_name
+    assert peers == [first_name]  # the second reached the first, by its default name
+    assert first.returncode == 0
 
 
 def test_default_node_name_is_unique_and_valid() -> None:
