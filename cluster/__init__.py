@@ -35,6 +35,7 @@ from ._distribution import (
     DistributionBusyError as DistributionBusyError,
 )
 from ._errors import (
+    ConnectError as ConnectError,
     DecodeError as DecodeError,
     LocalProtocolError as LocalProtocolError,
     ProtocolError as ProtocolError,

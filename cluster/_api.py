@@ -413,16 +413,37 @@ def nodes(node_type: str = "visible") -> list[str]:
     return node.router.nodes(node_type)
 
 
-async def connect(node_or_address: str) -> bool:
+async def connect(node_or_address: str, *, raise_on_error: bool = False) -> bool:
     """Connect to a node (by name, if its address is known) or to a ``"host:port"``.
+
+    Example::
+
+        if not await connect("b@10.0.0.6"):         # as Erlang's net_kernel:connect_node
+            ...
+        await connect("10.0.0.6:4370", raise_on_error=True)   # or say why not
+
+    Why a connection failed (a different cookie, a TLS certificate that does
+    not verify, nothing listening, no answer in time) is logged at WARNING
+    (the first failure to an address in full, the next ones counted once a
+    minute), and with ``raise_on_error=True`` the caller gets it as a
+    ``ConnectError``.
+
+    Args:
+        node_or_address: ``"name@host"`` or ``"host:port"``.
+        raise_on_error: raise ``ConnectError`` instead of returning False.
 
     Returns:
         True if connected (or already connected), False otherwise (``pang``).
 
+    Raises:
+        ConnectError: not connected, with ``raise_on_error=True``: ``reason``
+            says why, ``node`` and ``address`` what was tried.
+        NotDistributedError: this node is not distributed.
+
     Cancellation:
         A checkpoint; the attempt is abandoned.
     """
-    return await distribution().connect(node_or_address)
+    return await distribution().connect(node_or_address, raise_on_error=raise_on_error)
 
 
 def disconnect(node: str) -> bool:

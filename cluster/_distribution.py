@@ -42,6 +42,7 @@ from beamlet.actors.lowlevel import Node
 
 from . import _wire as wire
 from ._cookie import Cookie
+from ._errors import ConnectError
 from ._frames import DEFAULT_MAX_FRAME_SIZE
 from ._limits import MAX_UNAUTHENTICATED, FailureLog, OldestFirst
 from ._membership import (
@@ -60,11 +61,20 @@ from ._membership import (
 from ._messages import NodeDown, NodeUp
 from ._peer import DistributionBusyError, Peer
 from ._router import NetworkRouter
-from ._transport import Transport, certificate_problem, peer_host, split_address
+from ._transport import (
+    Transport,
+    certificate_problem,
+    describe_failure,
+    peer_host,
+    split_address,
+)
 
 __all__ = ["AUTO_CONNECT", "NODE_TYPES", "Distribution", "DistributionBusyError", "Peer"]
 
 logger = logging.getLogger("beamlet.cluster")
+
+#: How many recent connection failures are kept for ``connect(raise_on_error=True)``.
+MAX_CONNECT_ERRORS = 256
 
 #: What ``nodes`` and ``monitor_nodes`` can be asked for.
 NODE_TYPES = ("visible", "hidden", "all")
@@ -135,6 +145,10 @@ class Distribution(NetworkRouter):
         self._unauthenticated = OldestFirst(max_unauthenticated)
         #: Failed incoming handshakes, per peer address: the first logged, then counted.
         self.failures = FailureLog()
+        #: Failed outgoing connections, per address: the first logged, then counted.
+        self.dial_failures = FailureLog()
+        #: The last failure to connect, by address and by node name (the most recent kept).
+        self._connect_errors: dict[str, ConnectError] = {}
         self._dialer_wake = trio.Event()
         # Traffic of the connections that have closed (see ``traffic``).
         self._closed_bytes_in = 0
@@ -180,11 +194,13 @@ class Distribution(NetworkRouter):
                 await self._dialer_wake.wait()
 
     async def _report_failures(self) -> None:
-        """Log, every period, how many failed handshakes were not logged one by one."""
+        """Log, every period, how many failed handshakes and connection attempts
+        were not logged one by one."""
         failures = self.failures
         while True:
             await trio.sleep(failures.period)
-            for source, count, seconds in failures.flush(trio.current_time()):
+            now = trio.current_time()
+            for source, count, seconds in failures.flush(now):
                 logger.warning(
                     "%d more failed incoming handshake%s from %s in the last %.0f s",
                     count,
@@ -192,6 +208,43 @@ class Distribution(NetworkRouter):
                     "other addresses" if source is None else source,
                     seconds,
                 )
+            for source, count, seconds in self.dial_failures.flush(now):
+                logger.warning(
+                    "%d more failed connection attempt%s to %s in the last %.0f s",
+                    count,
+                    "s" if count > 1 else "",
+                    "other addresses" if source is None else source,
+                    seconds,
+                )
+
+    def _dial_failed(self, name: str | None, address: str, reason: str) -> None:
+        """Keep why connecting to ``address`` (``name``) failed, and log it: the first
+        failure to an address at WARNING, the next ones counted (``_report_failures``)."""
+        error = ConnectError(reason, node=name, address=address)
+        errors = self._connect_errors
+        for key in (address, name):
+            if key is not None:
+                errors.pop(key, None)
+                errors[key] = error
+        while len(errors) > MAX_CONNECT_ERRORS:
+            del errors[next(iter(errors))]
+        if self.dial_failures.note(address, trio.current_time()):
+            logger.warning("%s", error)
+        else:
+            logger.debug("%s", error)
+
+    def _failure_reason(self, failure: BaseException) -> str:
+        """Why an outgoing connection failed, in words."""
+        if isinstance(failure, trio.TooSlowError):
+            return f"no handshake within handshake_timeout={self.handshake_timeout} s"
+        if isinstance(failure, wire.RefusedError):
+            hint = (
+                " (the two nodes have different cookies)" if failure.reason == "bad cookie" else ""
+            )
+            return f"refused by the peer: {failure.reason}{hint}"
+        if isinstance(failure, wire.ProtocolError):
+            return str(failure)
+        return describe_failure(failure)
 
     def _handshake_failed(self, source: str, message: str, *args: Any) -> None:
         """Log a failed incoming handshake: the first from ``source`` in full, the next counted."""
@@ -370,9 +423,10 @@ class Distribution(NetworkRouter):
             elif isinstance(exc, trio.BrokenResourceError | trio.ClosedResourceError | OSError):
                 self._handshake_failed(
                     source,
-                    "incoming connection from %s failed during the handshake: %r",
+                    "incoming connection from %s (%s) failed during the handshake: %s",
                     source,
-                    exc,
+                    hello or "no name yet",
+                    describe_failure(exc),
                 )
             else:
                 raise
@@ -468,7 +522,8 @@ class Distribution(NetworkRouter):
                 isinstance(failure, wire.RefusedError) and failure.reason == wire.SIMULTANEOUS
             )
             if mismatch:
-                logger.warning("could not connect to %s: %s", name, failure)
+                assert failure is not None
+                self._dial_failed(name, address, str(failure))
                 outcome = "mismatch"  # another node listens there now
             elif duplicate:
                 outcome = "duplicate"
@@ -478,12 +533,8 @@ class Distribution(NetworkRouter):
                 logger.info("%s answered %s: waiting for its own connection", found, failure.reason)
                 outcome = "simultaneous"
             else:
-                if isinstance(failure, wire.HandshakeAborted):
-                    logger.warning("could not connect to %s: %s", found or address, failure)
-                elif failure is not None:
-                    logger.info(
-                        "could not connect to %s (%s): %s", found or address, address, failure
-                    )
+                if failure is not None:
+                    self._dial_failed(found, address, self._failure_reason(failure))
                 outcome = "failed"
             other = membership.dial_ended(name, address, handle, found, outcome, answered=answered)
             self._apply()
@@ -593,12 +644,53 @@ class Distribution(NetworkRouter):
         hidden = node_type == "hidden"
         return sorted(name for name, peer in self.peers.items() if peer.hidden == hidden)
 
-    async def connect(self, target: str) -> bool:
+    async def connect(self, target: str, *, raise_on_error: bool = False) -> bool:
         """Connect to a node name (whose address is known) or a ``host:port`` address.
+
+        Returns:
+            True if connected; False if not (unless ``raise_on_error``).
+
+        Raises:
+            ConnectError: not connected, and ``raise_on_error`` is true; it
+                says why (``reason``) and names the node and address.
 
         Cancellation:
             The caller stops waiting; the connection may still come up.
         """
+        self._forget_error(target)
+        connected = await self._connect_target(target)
+        if connected or not raise_on_error:
+            return connected
+        raise self._connect_error(target)
+
+    def _forget_error(self, target: str) -> None:
+        errors = self._connect_errors
+        errors.pop(target, None)
+        other = self.addresses.get(target) if "@" in target else self.membership.names.get(target)
+        if other is not None:
+            errors.pop(other, None)
+
+    def _connect_error(self, target: str) -> ConnectError:
+        """Why the last attempt to connect to ``target`` failed."""
+        errors = self._connect_errors
+        named = "@" in target
+        other = self.addresses.get(target) if named else self.membership.names.get(target)
+        error = errors.get(target) or (errors.get(other) if other is not None else None)
+        if error is not None:
+            return error
+        node, address = (target, other) if named else (other, target)
+        if self.closed:
+            reason = "this node is shutting down"
+        elif named and address is None:
+            reason = (
+                "no address is known for it: connect to its 'host:port' first, give it as "
+                "a seed, or let a connected node tell (gossip)"
+            )
+        else:
+            reason = "the connection was not set up (another attempt to it failed meanwhile)"
+        return ConnectError(reason, node=node, address=address)
+
+    async def _connect_target(self, target: str) -> bool:
         if "@" not in target:
             split_address(target)
             name = self.membership.names.get(target)

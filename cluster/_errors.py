@@ -17,6 +17,7 @@ from __future__ import annotations
 from beamlet.actors.lowlevel import short_repr
 
 __all__ = [
+    "ConnectError",
     "DecodeError",
     "LocalProtocolError",
     "ProtocolError",
@@ -53,3 +54,28 @@ class RemoteProtocolError(ProtocolError):
     The connection that raised it is in its ``ERROR`` state (or ``CLOSED`` if
     the peer was refused) and should be dropped.
     """
+
+
+class ConnectError(ConnectionError):
+    """``connect(..., raise_on_error=True)`` could not connect, and why.
+
+    The message names the node or address and says why, e.g. ``could not
+    connect to b@10.0.0.6 (10.0.0.6:4370): refused by the peer: bad cookie
+    (the two nodes have different cookies)``, or the TLS cause
+    (``certificate verify failed: unable to get local issuer certificate``).
+
+    Attributes:
+        reason: why, in words (the part after the colon).
+        node: the node's name, if known (asked for, or found at the address).
+        address: the ``"host:port"`` dialled, if one was.
+    """
+
+    def __init__(self, reason: str, *, node: str | None = None, address: str | None = None) -> None:
+        what = f"{node} ({address})" if node and address else node or address or "the node"
+        super().__init__(f"could not connect to {what}: {reason}")
+        self.reason = reason
+        self.node = node
+        self.address = address
+
+    def __str__(self) -> str:
+        return str(self.args[0])

@@ -10,6 +10,7 @@ import errno
 import ipaddress
 import logging
 import os
+import re
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -25,6 +26,7 @@ __all__ = [
     "TLSConfig",
     "Transport",
     "certificate_problem",
+    "describe_failure",
     "peer_host",
     "split_address",
 ]
@@ -140,6 +142,61 @@ def certificate_problem(stream: trio.abc.Stream, node: str) -> str | None:
             return None
     shown = ", ".join(f"{kind}:{value}" for kind, value in names) or "no subjectAltName"
     return f"its certificate is not for {host} ({shown})"
+
+
+#: What some TLS alerts and errors mean for a cluster, by OpenSSL's reason code.
+_TLS_HINTS = {
+    "PEER_DID_NOT_RETURN_A_CERTIFICATE": (
+        "the peer presented no client certificate, and this node requires one: mutual TLS"
+    ),
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED": (
+        "the peer requires a client certificate, and this node presented none"
+    ),
+    "SSLV3_ALERT_BAD_CERTIFICATE": "the peer refused this node's certificate",
+    "SSLV3_ALERT_CERTIFICATE_UNKNOWN": "the peer refused this node's certificate",
+    "TLSV1_ALERT_UNKNOWN_CA": (
+        "the peer does not know the CA of this node's certificate (another cluster's CA?)"
+    ),
+    "WRONG_VERSION_NUMBER": "the peer does not speak TLS (is TLS configured on both nodes?)",
+    "HTTP_REQUEST": "the peer does not speak TLS",
+}
+
+_SSL_NOISE = re.compile(r"^\[SSL(: [A-Z0-9_]+)?\]\s*|\s*\(_ssl\.c:\d+\)$")
+
+
+def describe_failure(exc: BaseException) -> str:
+    """Why a connection failed, in words: the TLS or OS cause under Trio's wrappers.
+
+    ``trio.SSLStream`` raises ``BrokenResourceError`` (whose message is empty)
+    from the ``ssl.SSLError`` that says what went wrong: the certificate
+    could not be verified (``unable to get local issuer certificate``, an IP
+    address or host mismatch), the peer wanted a client certificate, ... This
+    finds that cause, or an ``OSError``'s, and says it.
+    """
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            detail = cause.verify_message or _SSL_NOISE.sub("", str(cause))
+            return f"TLS: certificate verify failed: {detail}"
+        if isinstance(cause, ssl.SSLEOFError):
+            return (
+                "TLS: the peer closed the connection during the TLS handshake (it may have "
+                "refused this node's certificate, or wanted one it was not given: its log "
+                "says which)"
+            )
+        if isinstance(cause, ssl.SSLError):
+            code = str(cause.reason or "")
+            text = _SSL_NOISE.sub("", cause.strerror or str(cause))
+            hint = _TLS_HINTS.get(code)
+            return f"TLS: {text} ({hint})" if hint else f"TLS: {text}"
+        if isinstance(cause, OSError) and (cause.strerror or str(cause)):
+            return cause.strerror or str(cause)
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(exc, trio.BrokenResourceError | trio.ClosedResourceError):
+        return "the connection was closed by the peer"
+    return str(exc) or type(exc).__name__
 
 
 def peer_host(stream: trio.abc.Stream) -> str:

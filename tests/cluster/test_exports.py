@@ -10,6 +10,7 @@ import beamlet.cluster.simulation as simulation
 
 PUBLIC = {
     "Codec",
+    "ConnectError",
     "Connection",
     "Cookie",
     "CookieError",

@@ -26,6 +26,7 @@ import trio
 import trustme
 from beamlet.actors import Pid, call, cast, receive, self_pid, send, send_exit, spawn
 from beamlet.cluster import (
+    ConnectError,
     RpcError,
     TLSConfig,
     connect,
@@ -307,6 +308,41 @@ async def test_system_services_of_an_os_process_node_come_back_after_a_kill(
             assert await other.process.wait() == 0
 
 
+@pytest.mark.timeout(60)
+async def test_a_wrong_cookie_against_an_os_process_node_says_why_on_both_sides(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)  # the default level
+    async with node_processes(tmp_path) as start:
+        other = await start("c1@127.0.0.1")
+
+        async def body() -> ConnectError:
+            assert await connect(other.address) is False
+            with pytest.raises(ConnectError) as info:
+                await connect(other.address, raise_on_error=True)
+            return info.value
+
+        with trio.fail_after(30):
+            async with open_node(
+                "intruder@127.0.0.1", cookie="not-the-cluster-cookie-0123456789"
+            ) as node:
+                error = await node.run(body)
+        assert error.reason == (
+            "refused by the peer: bad cookie (the two nodes have different cookies)"
+        )
+        assert (error.node, error.address) == ("c1@127.0.0.1", other.address)
+        [line] = [m for m in _refused(caplog) if "could not connect" in m]  # once, not twice
+        assert line == str(error)
+        await other.command(cmd="quit")
+        with trio.fail_after(10):
+            assert await other.process.wait() == 0
+        log = other.stderr.read_text()
+        assert "WARNING refused an incoming connection from 127.0.0.1 (intruder@127.0.0.1)" in (
+            log.replace("beamlet.cluster ", "")
+        )
+        assert "proof does not match (a different cookie?)" in log
+
+
 @export(name="node_main.sleeper")  # the same export as node_main.py's, so it crosses by name
 async def sleeper() -> None:
     await trio.sleep_forever()
@@ -406,8 +442,16 @@ async def _nodes() -> list[str]:
     return nodes()
 
 
-def _refused(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "beamlet.cluster"]
+def _refused(caplog: pytest.LogCaptureFixture, level: int = logging.DEBUG) -> list[str]:
+    return [
+        r.getMessage() for r in caplog.records if r.name == "beamlet.cluster" and r.levelno >= level
+    ]
+
+
+async def _connect_error(target: str) -> ConnectError:
+    with pytest.raises(ConnectError) as info:
+        await connect(target, raise_on_error=True)
+    return info.value
 
 
 async def test_tls_a_node_without_a_client_certificate_is_refused(
@@ -421,14 +465,43 @@ async def test_tls_a_node_without_a_client_certificate_is_refused(
         address = await n1.run(_listen_address)
         async with open_node("n2@127.0.0.1", cookie=COOKIE, tls=no_cert) as n2:
             assert not await n2.run(connect, address)
+            error = await n2.run(_connect_error, address)
             assert await n1.run(_nodes) == [] and await n2.run(_nodes) == []
-    assert any("incoming connection" in m for m in _refused(caplog))
+    # The client learns only that the server hung up during the TLS handshake;
+    # the server says why, at WARNING.
+    assert error.reason.startswith("TLS: the peer closed the connection during the TLS handshake")
+    assert error.address == address
+    warnings = [m for m in _refused(caplog, logging.WARNING) if "incoming connection" in m]
+    assert len(warnings) == 1
+    assert "TLS: peer did not return a certificate" in warnings[0]
+    assert "this node requires one: mutual TLS" in warnings[0]
 
 
-@pytest.mark.parametrize("stem", ["wrong_host", "other_ca"])
+@pytest.mark.parametrize(
+    ("stem", "dialled", "dialling"),
+    [
+        (
+            "wrong_host",
+            "TLS: certificate verify failed: IP address mismatch, certificate is not valid "
+            "for '127.0.0.1'",
+            "refused by the peer: n2@127.0.0.1: its certificate is not for 127.0.0.1 "
+            "(DNS:example.org)",
+        ),
+        (
+            "other_ca",
+            "TLS: certificate verify failed: unable to get local issuer certificate",
+            "TLS: the peer closed the connection during the TLS handshake",
+        ),
+    ],
+)
 async def test_tls_a_certificate_for_another_host_or_ca_is_refused_both_ways(
-    tls_files: dict[str, Any], stem: str
+    tls_files: dict[str, Any],
+    stem: str,
+    dialled: str,
+    dialling: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.WARNING)
     good = _tls(tls_files, "n1")
     bad = _tls(tls_files, stem)
     async with open_node("n1@127.0.0.1", cookie=COOKIE, tls=good) as n1:
@@ -437,6 +510,14 @@ async def test_tls_a_certificate_for_another_host_or_ca_is_refused_both_ways(
             bad_address = await n2.run(_listen_address)
             # the bad node dials the good one: its certificate is refused
             assert not await n2.run(connect, good_address)
+            from_bad = await n2.run(_connect_error, good_address)
             # the good node dials the bad one: the bad certificate is refused
             assert not await n1.run(connect, bad_address)
+            from_good = await n1.run(_connect_error, bad_address)
             assert await n1.run(_nodes) == [] and await n2.run(_nodes) == []
+    # The real cause, never an empty reason, for the caller and in the log.
+    assert from_good.reason.startswith(dialled), from_good.reason
+    assert from_bad.reason.startswith(dialling), from_bad.reason
+    for error in (from_good, from_bad):
+        assert error.address in (good_address, bad_address)
+        assert str(error) in _refused(caplog, logging.WARNING)
