@@ -18,6 +18,9 @@ Fixtures:
   options to ``simulated_cluster``.
 - ``beamlet_simulation``: the ``simulated_cluster`` function itself, to open
   clusters inside the test.
+
+The tests must be Trio tests (``trio_mode = true``, or ``@pytest.mark.trio``).
+The simulation's ``ticktime`` is 4 s by default. See docs/testing.md.
 """
 
 from __future__ import annotations
