@@ -43,13 +43,13 @@ heartbeat's ``jitter`` are passed in.
 
 from __future__ import annotations
 
-import math
 import zlib
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypeAlias
 
 import attrs
 from beamlet.actors import Pid
+from beamlet.actors.lowlevel import check_number
 from beamlet.cluster import encode
 
 from ._clock import Clock, ReplicaRef, append_clock, clockset_replicas, filter_replicas
@@ -85,17 +85,11 @@ def shard_index(topic: str, pool_size: int) -> int:
 
 
 def _positive_seconds(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{attribute.name} must be a number of seconds, not {value!r}")
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{attribute.name} must be a finite number of seconds > 0, not {value!r}")
+    check_number(value, attribute.name, strict=True, finite=True, unit="seconds")
 
 
 def _positive_int(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if type(value) is not int:
-        raise TypeError(f"{attribute.name} must be an int >= 1, not {value!r}")
-    if value < 1:
-        raise ValueError(f"{attribute.name} must be an int >= 1, not {value!r}")
+    check_number(value, attribute.name, minimum=1, integer=True)
 
 
 def _sizes(value: Any) -> tuple[int, ...]:

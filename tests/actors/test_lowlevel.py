@@ -509,7 +509,7 @@ def test_check_timeout_and_is_clean_exit() -> None:
 
 
 def test_numeric_options_are_checked_in_one_place() -> None:
-    """The runtime, supervision and distribution check numbers with ``check_number``."""
+    """The runtime, supervision, distribution and presence check numbers with ``check_number``."""
     import re
     from pathlib import Path
 
@@ -517,7 +517,7 @@ def test_numeric_options_are_checked_in_one_place() -> None:
     copy = re.compile(r"isinstance\((\w+), bool\) or not isinstance\(\1, (int|float)")
     found = [
         f"{path.relative_to(repo)}:{n}"
-        for package in ("actors", "supervisors", "cluster")
+        for package in ("actors", "supervisors", "cluster", "apps/presence")
         for path in sorted((repo / package).rglob("*.py"))
         if path.name != "_util.py"
         for n, line in enumerate(path.read_text().splitlines(), 1)
