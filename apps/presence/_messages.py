@@ -21,7 +21,7 @@ from beamlet.cluster import message
 
 from ._clock import Clock, ReplicaRef
 
-__all__ = ["GracefulPermdown", "Heartbeat", "TransferAck", "TransferReq"]
+__all__ = ["GracefulPermdown", "Heartbeat", "PresenceDiff", "TransferAck", "TransferReq"]
 
 
 @message(name="beamlet/presence.Heartbeat")
@@ -84,3 +84,31 @@ class GracefulPermdown:
     """
 
     replica: ReplicaRef
+
+
+@message(name="beamlet/presence.PresenceDiff")
+@attrs.frozen
+class PresenceDiff:
+    """Presences of ``topic`` that appeared (``joins``) and went away (``leaves``).
+
+    Each node's presence publishes its own diffs to its own subscribers, on
+    the PubSub topic ``topic`` (``local_broadcast``): subscribe with
+    ``beamlet.apps.pubsub.subscribe(pubsub, topic)`` to receive them. Diffs
+    never cross the wire; every node computes them from what it merges.
+
+    Both maps have the shape ``list_presences`` returns, ``{key: [meta, ...]}``
+    (after the presence's ``fetch`` hook, if it has one); each meta carries
+    its ``"ref"``. An ``update`` is the leave of the old meta and the join of
+    the new one (with ``"prev_ref"``) in the same diff. Applied in order,
+    diffs keep a copy of ``list_presences`` up to date: a presence joins once
+    and leaves once.
+
+    Attributes:
+        topic: the topic.
+        joins: ``{key: [meta, ...]}`` that joined.
+        leaves: ``{key: [meta, ...]}`` that left.
+    """
+
+    topic: str
+    joins: dict[Any, Any]
+    leaves: dict[Any, Any]
