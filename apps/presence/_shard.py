@@ -4,8 +4,11 @@ The shard owns one ``TrackerCore`` (one replica of the CRDT, for the topics
 that ``shard_index`` sends to it) and does only what the core cannot: it
 receives, it keeps time, it carries out the core's actions.
 
-- Time: one timer at a time, armed on ``core.next_deadline()``; when it
-  fires, ``core.on_heartbeat_tick(now)``.
+- Time: one timer at a time, armed on ``core.next_deadline()``, or just
+  after ``core.next_down_check()`` if that is sooner; when it fires,
+  ``core.on_heartbeat_tick(now)`` or ``core.check_downs(now)``. So a silent
+  replica goes down within ``down_period`` of its last heartbeat, not up to
+  a ``broadcast_period`` later.
 - Messages from the other replicas of the shard arrive on the shard's PubSub
   topic and go to ``core.handle``; a malformed one is dropped and reported
   through a rate-limited ``BadInputLog``, and the shard serves on.
@@ -69,6 +72,9 @@ logger = logging.getLogger("beamlet.apps.presence")
 _REPLICA_MESSAGES = (Heartbeat, TransferReq, TransferAck, GracefulPermdown)
 
 _last_vsn = 0
+
+#: How long after a replica's down deadline the shard checks it (seconds).
+_DOWN_MARGIN = 1e-6
 
 
 def next_vsn() -> int:
@@ -172,8 +178,26 @@ class Shard(GenServer):
     # -- time --------------------------------------------------------------------
 
     def _arm(self) -> None:
-        delay = max(0.0, self.core.next_deadline() - trio.current_time())
-        self.timer = send_after(delay, self.me, self.tick)
+        """One timer: the next heartbeat tick, or the next down check if that comes first.
+
+        A replica goes down once silent for *more* than ``down_period``: the
+        check is due just after the deadline (a microsecond, well above the
+        rounding of the clock's floats, so that the check does find it silent).
+        """
+        now = trio.current_time()
+        at = self.core.next_deadline()
+        down_at = self.core.next_down_check()
+        if down_at is not None:
+            at = min(at, max(down_at, now) + _DOWN_MARGIN)
+        self.timer = send_after(max(0.0, at - now), self.me, self.tick)
+
+    def _on_timer(self) -> None:
+        now = trio.current_time()
+        if now >= self.core.next_deadline():
+            self._perform(self.core.on_heartbeat_tick(now))
+        else:
+            self._perform(self.core.check_downs(now))
+        self._arm()
 
     # -- requests ------------------------------------------------------------------
 
@@ -237,9 +261,7 @@ class Shard(GenServer):
 
     async def handle_info(self, msg: Any) -> None:
         if msg is self.tick:
-            actions = self.core.on_heartbeat_tick(trio.current_time())
-            self._perform(actions)
-            self._arm()
+            self._on_timer()
         elif type(msg) in _REPLICA_MESSAGES:
             try:
                 actions = self.core.handle(msg, trio.current_time())

@@ -117,7 +117,9 @@ class TrackerOptions:
             heartbeat is sent anyway (10, so every 15 s when idle).
         down_period: seconds of silence before a replica is down (its
             presences leave); by default ``broadcast_period *
-            max_silent_periods * 2`` (30 s); at least ``2 * broadcast_period``.
+            max_silent_periods * 2`` (30 s); at least ``2 * broadcast_period``,
+            and longer than the silence of an idle replica,
+            ``(max_silent_periods + 1) * broadcast_period`` (16.5 s).
         permdown_period: seconds of silence before a replica is forgotten
             (1200, 20 minutes); more than ``down_period``.
         clock_sample_periods: heartbeats between transfer decisions (2).
@@ -142,6 +144,13 @@ class TrackerOptions:
             raise ValueError(
                 f"down_period must be at least twice broadcast_period "
                 f"(2 x {self.broadcast_period} s), not {self.down_period}"
+            )
+        idle = (self.max_silent_periods + 1) * self.broadcast_period
+        if self.down_period <= idle:
+            raise ValueError(
+                f"down_period must be longer than the silence between the heartbeats of an "
+                f"idle replica ((max_silent_periods + 1) x broadcast_period = {idle:g} s), "
+                f"or idle replicas would be seen down; not {self.down_period}"
             )
         if self.permdown_period <= self.down_period:
             raise ValueError(
@@ -311,6 +320,31 @@ class TrackerCore:
         else:
             self._sample_count -= 1
 
+        actions.extend(self.check_downs(now))
+        self._next_tick_at = now + options.broadcast_period
+        return actions
+
+    def next_down_check(self) -> float | None:
+        """When the next replica goes down or is forgotten if nothing is heard from it.
+
+        The tick checks every ``broadcast_period``; a shard that also calls
+        ``check_downs`` just after this time sees a silent replica down within
+        ``down_period`` of its last heartbeat, not up to one period later.
+        None if no replica is known.
+        """
+        options = self.options
+        deadlines = [
+            r.last_heartbeat_at
+            + (options.down_period if r.status == "up" else options.permdown_period)
+            for r in self.replicas.values()
+        ]
+        return min(deadlines) if deadlines else None
+
+    def check_downs(self, now: float) -> list[Action]:
+        """Down the replicas silent for more than ``down_period``, forget those past
+        ``permdown_period`` (``on_heartbeat_tick`` does it too)."""
+        options = self.options
+        actions: list[Action] = []
         for before, change in detect_downs(
             self.replicas, now, options.down_period, options.permdown_period
         ):
@@ -318,8 +352,6 @@ class TrackerCore:
                 self._down(before.ref, actions)
             if change == "permdown":
                 self._permdown(before.ref, actions)
-
-        self._next_tick_at = now + options.broadcast_period
         return actions
 
     def replicas_to_sync(self) -> list[ReplicaRef]:

@@ -64,6 +64,12 @@ def test_the_defaults_are_phoenix_trackers() -> None:
     [
         ({"down_period": 2.9}, ValueError, "down_period must be at least twice broadcast_period"),
         (
+            {"down_period": 16.5},
+            ValueError,
+            "down_period must be longer than the silence between the heartbeats of an idle "
+            "replica ((max_silent_periods + 1) x broadcast_period = 16.5 s)",
+        ),
+        (
             {"down_period": 30.0, "permdown_period": 30.0},
             ValueError,
             "permdown_period must be larger",
@@ -298,3 +304,22 @@ def test_requests_from_ourselves_and_goodbyes_of_unknown_replicas_are_ignored() 
     assert set(c.replicas) == {"b@h"}
     assert c.state.knows(("b@h", 2)) and c.state.is_up(("b@h", 2))
     assert not c.state.is_up(("b@h", 1))
+
+
+def test_downs_can_be_checked_between_ticks() -> None:
+    timings = {"broadcast_period": 1.0, "max_silent_periods": 2, "down_period": 5.0}
+    a = core("a@h", permdown_period=20.0, **timings)
+    b = core("b@h", permdown_period=20.0, **timings)
+    assert a.next_down_check() is None
+    ref, _ = b.track(new_pid(), "lobby", "bob", {})
+    (hb,) = heartbeats(b.on_heartbeat_tick(0.0))
+    a.handle(hb, 0.25)
+    assert a.state.list_presences("lobby") == {"bob": [{"ref": ref}]}
+    assert a.next_down_check() == 5.25
+    assert a.check_downs(5.25) == []  # silent for exactly down_period: still up
+    actions = a.check_downs(5.25000001)
+    assert [type(x) for x in actions] == [ReplicaEvent, Diff]
+    assert a.state.list_presences("lobby") == {}
+    assert a.next_down_check() == 20.25  # now down: next, the permdown
+    assert [x.kind for x in a.check_downs(20.5) if type(x) is ReplicaEvent] == ["permdown"]
+    assert a.next_down_check() is None
