@@ -168,10 +168,14 @@ class Presence:
         if type(name) is not str or not name:
             raise TypeError(f"a presence's name must be a non-empty str, not {name!r}")
         if type(pubsub) is not str or not pubsub:
-            raise TypeError(f"pubsub must be the name of a PubSub (a non-empty str), not {pubsub!r}")
+            raise TypeError(
+                f"pubsub must be the name of a PubSub (a non-empty str), not {pubsub!r}"
+            )
         check_number(pool_size, "pool_size", minimum=1, integer=True)
         if fetch is not None and not callable(fetch):
-            raise TypeError(f"fetch must be a function (topic, presences) -> presences, not {fetch!r}")
+            raise TypeError(
+                f"fetch must be a function (topic, presences) -> presences, not {fetch!r}"
+            )
         if type(permdown_on_shutdown) is not bool:
             raise TypeError(f"permdown_on_shutdown must be a bool, not {permdown_on_shutdown!r}")
         if options.get("down_period") is None:
@@ -510,3 +514,11 @@ def get_by_key(presence: str, topic: str, key: Hashable) -> Any:
         return []
     return table.fetch(topic, {key: metas}).get(key, [])
 
+
+# The calls are also reachable from the class, as Phoenix.Presence's are
+# from the module that uses it: Presence.track(...), Presence.list_presences(...).
+Presence.track = staticmethod(track)  # type: ignore[attr-defined]
+Presence.untrack = staticmethod(untrack)  # type: ignore[attr-defined]
+Presence.update = staticmethod(update)  # type: ignore[attr-defined]
+Presence.list_presences = staticmethod(list_presences)  # type: ignore[attr-defined]
+Presence.get_by_key = staticmethod(get_by_key)  # type: ignore[attr-defined]

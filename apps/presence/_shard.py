@@ -333,4 +333,3 @@ class Shard(GenServer):
 
     def __repr__(self) -> str:
         return f"<presence shard {self.table.shard_name(self.index)}>"
-

@@ -96,7 +96,7 @@ class Nodes:
                 return False
             return True
 
-        while not await self.sim.run(short, running):
+        while not await self.sim.run(short, running):  # noqa: ASYNC110 - polling what other nodes list
             await trio.sleep(0.001)
 
     async def track(self, short: str, key: str, meta: dict[str, Any] | None = None) -> str:
@@ -133,6 +133,6 @@ class Nodes:
         start = trio.current_time()
         with trio.fail_after(timeout):
             for short in shorts:
-                while await self.listed(short) != expected:
+                while await self.listed(short) != expected:  # noqa: ASYNC110 - polling what other nodes list
                     await trio.sleep(0.01)
         return trio.current_time() - start

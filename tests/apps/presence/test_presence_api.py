@@ -130,9 +130,7 @@ async def test_track_list_get_update_untrack(autojump_clock: Any) -> None:
         await untrack(PR, a, "room:1", "alice")  # again: nothing
         await untrack(PR, b)  # everywhere
         assert list_presences(PR, "room:1") == {} == list_presences(PR, "room:2")
-        assert (await next_diff("room:1")).leaves == {
-            "alice": [{"device": "laptop", "ref": ref_b}]
-        }
+        assert (await next_diff("room:1")).leaves == {"alice": [{"device": "laptop", "ref": ref_b}]}
 
     await on_node(main)
 
@@ -327,7 +325,7 @@ async def test_a_malformed_message_is_logged_and_dropped(
         send(shard, "junk")
         cast(shard, ("track", pid))
         with pytest.raises(ValueError, match="malformed request"):
-            status, value = await call(shard, ("track", pid))
+            _status, value = await call(shard, ("track", pid))
             raise value
         # The shard's topic is open to anyone on the PubSub.
         broadcast(PS, f"beamlet_presence:{PR}:0", Heartbeat(("x@y", 1), {}, [1, 2]))  # type: ignore[arg-type]
@@ -367,4 +365,3 @@ def _trapping(fn: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[Any]]:
         return await fn()
 
     return wrapped
-

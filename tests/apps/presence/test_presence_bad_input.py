@@ -39,6 +39,7 @@ SHARD = f"{PR}.shard0"
 SHARD_TOPIC = f"beamlet_presence:{PR}:0"
 NODES = ["a@a", "b@b", "x@y"]
 
+
 def _is_hashable(value: Any) -> bool:
     try:
         hash(value)
