@@ -63,3 +63,18 @@ def test_remote_benchmark_prints_every_ratio() -> None:
 def test_supervision_benchmark_prints_every_figure() -> None:
     out = run_bench("supervision.py", "--runs", "1", "--scale", "0.05", timeout=110)
     assert "restarts" in out and "start_child" in out, out
+
+
+@pytest.mark.timeout(120)
+def test_presence_benchmark_prints_every_figure() -> None:
+    out = run_bench("presence.py", "--quick", "--presences", "90", "--idle", "1", timeout=110)
+    for figure in (
+        "every node lists all 90 after",
+        "every node lists none after their exit",
+        "idle wire, per node pair",
+        "SIGKILL -> its presences gone",
+    ):
+        assert figure in out, out
+    if "Redis baseline skipped" not in out:
+        for figure in ("writes per second", "worst-case staleness", "staleness: presence / Redis"):
+            assert figure in out, out

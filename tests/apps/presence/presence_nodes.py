@@ -62,6 +62,7 @@ async def node_main(view: View, options: dict[str, Any]) -> None:
     await Supervisor.start_link(
         [PubSub.child_spec(PS), Presence.child_spec(PR, pubsub=PS, **options)],
         strategy="rest_for_one",
+        name="node_sup",
     )
     subscribe(PS, TOPIC)
     while True:

@@ -14,6 +14,7 @@ from typing import Any
 
 import trio
 from beamlet.cluster.simulation import simulated_cluster
+from beamlet.supervisors import Supervisor
 from presence_nodes import OPTIONS, Nodes
 
 BP = OPTIONS["broadcast_period"]
@@ -133,4 +134,24 @@ async def test_a_rolling_restart_loses_no_presence_of_a_live_process(
         for short in "abc":
             assert await nodes.listed(short) == live
             assert set(nodes.views[short].shown) == live
+        no_errors(nodes)
+
+
+async def test_a_clean_stop_with_permdown_on_shutdown_is_seen_at_once(autojump_clock: Any) -> None:
+    async with simulated_cluster(["a", "b"]) as sim:
+        nodes = Nodes(sim, {**OPTIONS, "permdown_on_shutdown": True})
+        for short in "ab":
+            await nodes.start(short)
+        await trio.sleep(2 * BP)
+        ref_a = await nodes.track("a", "alice")
+        ref_b = await nodes.track("b", "bob")
+        await nodes.wait_listed("ab", {ref_a, ref_b})
+
+        async def stop_presence() -> None:
+            await Supervisor.terminate_child("node_sup", ("presence", "pr"))
+
+        t0 = trio.current_time()
+        await sim.run("b", stop_presence)
+        await nodes.wait_listed("a", {ref_a})
+        assert nodes.views["a"].left_at[ref_b] - t0 < 0.1  # not down_period later
         no_errors(nodes)
