@@ -80,9 +80,9 @@ class _CountingStream(trio.abc.Stream):
 
 def serve_node(name: str, cookie: str, seeds: list[str], options: dict[str, Any]) -> None:
     """A node: PubSub + presence; JSON commands on stdin, JSON events on stdout."""
-    from beamlet.actors import spawn
-    from beamlet.apps.presence import Presence, list_presences, track
-    from beamlet.apps.pubsub import PubSub
+    from beamlet.actors import receive, self_pid, send, send_exit, spawn
+    from beamlet.apps.presence import Presence, PresenceDiff, track
+    from beamlet.apps.pubsub import PubSub, subscribe
     from beamlet.cluster import TCPTransport, listen_address, run
     from beamlet.supervisors import Supervisor
 
@@ -101,9 +101,6 @@ def serve_node(name: str, cookie: str, seeds: list[str], options: dict[str, Any]
     def emit(**event: Any) -> None:
         print(json.dumps(event), flush=True)
 
-    def count() -> int:
-        return sum(len(metas) for metas in list_presences("pr", TOPIC).values())
-
     async def holder() -> None:
         await trio.sleep_forever()
 
@@ -116,35 +113,47 @@ def serve_node(name: str, cookie: str, seeds: list[str], options: dict[str, Any]
         holders: list[Any] = []
         stdin = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
         buffer = b""
-        async with trio.open_nursery() as nursery:
 
-            async def await_count(n: int, poll: float) -> None:
-                while count() != n:  # noqa: ASYNC110 - polling the list, as a reader would
-                    await trio.sleep(poll)
-                emit(event="count", n=n, t=time.time())
+        # Diffs keep a count of what this node lists, with no polling.
+        listed = [0]
+        targets: list[int] = []
 
-            async for chunk in stdin:
-                buffer += chunk
-                while b"\n" in buffer:
-                    line, buffer = buffer.split(b"\n", 1)
-                    cmd = json.loads(line)
-                    if cmd["cmd"] == "track":
-                        for i in range(cmd["n"]):
-                            pid = spawn(holder)
-                            holders.append(pid)
-                            await track("pr", pid, TOPIC, f"{cmd['prefix']}{i}", {"i": i})
-                        emit(event="tracked", t=time.time())
-                    elif cmd["cmd"] == "exit_all":
-                        from beamlet.actors import send_exit
+        async def count_diffs(parent: Any) -> None:
+            subscribe("ps", TOPIC)
+            send(parent, "subscribed")
+            while True:
+                diff = await receive(lambda m: type(m) is PresenceDiff)
+                listed[0] += sum(map(len, diff.joins.values()))
+                listed[0] -= sum(map(len, diff.leaves.values()))
+                if targets and listed[0] == targets[0]:
+                    targets.pop(0)
+                    emit(event="count", n=listed[0], t=time.time())
 
-                        for pid in holders:
-                            send_exit(pid, "kill")
-                        holders.clear()
-                    elif cmd["cmd"] == "await_count":
-                        nursery.start_soon(await_count, cmd["n"], cmd["poll"])
-                    elif cmd["cmd"] == "bytes":
-                        emit(event="bytes", sent=counter[0], received=counter[1], t=time.time())
-            nursery.cancel_scope.cancel()
+        spawn(count_diffs, self_pid())
+        await receive(lambda m: m == "subscribed")
+
+        async for chunk in stdin:
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                cmd = json.loads(line)
+                if cmd["cmd"] == "track":
+                    for i in range(cmd["n"]):
+                        pid = spawn(holder)
+                        holders.append(pid)
+                        await track("pr", pid, TOPIC, f"{cmd['prefix']}{i}", {"i": i})
+                    emit(event="tracked", t=time.time())
+                elif cmd["cmd"] == "exit_all":
+                    for pid in holders:
+                        send_exit(pid, "kill")
+                    holders.clear()
+                elif cmd["cmd"] == "await_count":
+                    if listed[0] == cmd["n"]:
+                        emit(event="count", n=listed[0], t=time.time())
+                    else:
+                        targets.append(cmd["n"])
+                elif cmd["cmd"] == "bytes":
+                    emit(event="bytes", sent=counter[0], received=counter[1], t=time.time())
 
     run(
         main,
@@ -241,7 +250,6 @@ def wire_bytes(nodes: list[Node]) -> tuple[int, float]:
 def measure_presence(args: Any, options: dict[str, Any]) -> dict[str, Any]:
     n = args.presences
     shares = [n // 3 + (1 if i < n % 3 else 0) for i in range(3)]
-    poll = 0.02 if not args.quick else 0.01
     joins: list[float] = []
     leaves: list[float] = []
     with cluster(options) as nodes:
@@ -249,7 +257,7 @@ def measure_presence(args: Any, options: dict[str, Any]) -> dict[str, Any]:
         time.sleep(3 * options["broadcast_period"] + 1.0)
         for r in range(args.rounds):
             for node in nodes:
-                node.send(cmd="await_count", n=n, poll=poll)
+                node.send(cmd="await_count", n=n)
             start = time.time()
             for node, share in zip(nodes, shares, strict=True):
                 node.send(cmd="track", n=share, prefix=f"r{r}{node.name[0]}")
@@ -258,7 +266,7 @@ def measure_presence(args: Any, options: dict[str, Any]) -> dict[str, Any]:
             for node in nodes:
                 node.expect("tracked")
             for node in nodes:
-                node.send(cmd="await_count", n=0, poll=poll)
+                node.send(cmd="await_count", n=0)
             start = time.time()
             for node in nodes:
                 node.send(cmd="exit_all")
@@ -269,7 +277,7 @@ def measure_presence(args: Any, options: dict[str, Any]) -> dict[str, Any]:
             node.send(cmd="track", n=share, prefix=f"idle{node.name[0]}")
         for node in nodes:
             node.expect("tracked")
-            node.send(cmd="await_count", n=n, poll=poll)
+            node.send(cmd="await_count", n=n)
         for node in nodes:
             node.expect("count")
         time.sleep(2 * options["broadcast_period"])  # the join's heartbeats are out
@@ -281,7 +289,7 @@ def measure_presence(args: Any, options: dict[str, Any]) -> dict[str, Any]:
         # SIGKILL c: the time until a and b list only their own presences.
         survivors = n - shares[2]
         for node in nodes[:2]:
-            node.send(cmd="await_count", n=survivors, poll=poll)
+            node.send(cmd="await_count", n=survivors)
         killed_at = time.time()
         nodes[2].proc.send_signal(signal.SIGKILL)
         gone = max(node.expect("count")["t"] for node in nodes[:2]) - killed_at
