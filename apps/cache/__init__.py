@@ -21,6 +21,7 @@ from ._errors import (
     FetchAbortedError as FetchAbortedError,
     UnknownCacheError as UnknownCacheError,
 )
+from ._server import Invalidate as Invalidate
 from ._store import (
     CacheStats as CacheStats,
     EntryTooLargeError as EntryTooLargeError,
@@ -35,6 +36,7 @@ __all__ = [
     "CachedFunction",
     "EntryTooLargeError",
     "FetchAbortedError",
+    "Invalidate",
     "NoCache",
     "UnknownCacheError",
     "WithTTL",

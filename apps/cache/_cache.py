@@ -25,7 +25,7 @@ from typing import Any, Generic, TypeVar
 
 import attrs
 import trio
-from beamlet.actors import Pid
+from beamlet.actors import Pid, call
 from beamlet.actors.lowlevel import (
     BadInputLog,
     Node,
@@ -308,6 +308,8 @@ class Cache:
         sizer: Callable[[Any], int] | None = None,
         sweep_interval: float | None = DEFAULT_SWEEP_INTERVAL,
         ttl_jitter: float = 0.0,
+        pubsub: str | None = None,
+        flush_on_cluster_change: bool = True,
     ) -> Pid:
         """Start the cache ``name`` on this node, owned by a new process linked to the caller.
 
@@ -332,17 +334,39 @@ class Cache:
                 by a random part of it up to this fraction, so that entries
                 written together do not all expire (and get recomputed)
                 together. 0 by default.
+            pubsub: the name of a running ``PubSub`` (the same on every
+                node): writes and deletes then invalidate the key on every
+                node's cache of this name (only the keys are sent, never the
+                values), and keys must be values the codec can send.
+            flush_on_cluster_change: with ``pubsub``, empty the cache when a
+                node comes up or goes down (True, the default), so that a
+                cache that may have missed invalidations (a partition, a
+                peer's crash or restart) starts cold rather than stale.
 
         Raises:
             TypeError / ValueError: a bad option (the message names it).
+            UnknownPubSubError: ``pubsub`` is not running on this node
+                (start the PubSub first).
             StartError: a process is already registered under ``name``.
             NotInProcessError: there is no calling process to link to.
         """
         from ._server import CacheServer
 
         options = check_options(
-            name, max_size, ttl, max_bytes, sizer, None, sweep_interval, ttl_jitter, False
+            name,
+            max_size,
+            ttl,
+            max_bytes,
+            sizer,
+            pubsub,
+            sweep_interval,
+            ttl_jitter,
+            flush_on_cluster_change,
         )
+        if pubsub is not None:
+            from beamlet.apps.pubsub import node_name
+
+            node_name(pubsub)  # UnknownPubSubError now, rather than a failed start
         return await CacheServer.start_link(name, options, name=name)
 
     @classmethod
@@ -359,6 +383,8 @@ class Cache:
         sizer: Callable[[Any], int] | None = None,
         sweep_interval: float | None = DEFAULT_SWEEP_INTERVAL,
         ttl_jitter: float = 0.0,
+        pubsub: str | None = None,
+        flush_on_cluster_change: bool = True,
     ) -> dict[str, Any]:
         """Describe the cache for a supervisor (a mapping ``ChildSpec`` accepts).
 
@@ -369,7 +395,15 @@ class Cache:
         from ._server import CacheServer
 
         options = check_options(
-            name, max_size, ttl, max_bytes, sizer, None, sweep_interval, ttl_jitter, False
+            name,
+            max_size,
+            ttl,
+            max_bytes,
+            sizer,
+            pubsub,
+            sweep_interval,
+            ttl_jitter,
+            flush_on_cluster_change,
         )
         return CacheServer.child_spec(
             name,
@@ -391,6 +425,16 @@ class Cache:
     def pid(self) -> Pid:
         """The cache's owner process."""
         return self._owner.pid
+
+    @property
+    def topic(self) -> str:
+        """The PubSub topic on which the caches of this name announce their writes.
+
+        A process that subscribes to it (on the cache's PubSub) receives an
+        ``Invalidate`` for each batch of keys another node wrote, as the
+        owner does: to reload them, say, as FunWithFlags does.
+        """
+        return f"beamlet.cache:{self._name}"
 
     @property
     def closed(self) -> bool:
@@ -640,6 +684,27 @@ class Cache:
         if flight.error is not None:
             raise flight.error
         return flight.value
+
+    async def sync(self, timeout: float | None = 5.0) -> None:
+        """Wait until the owner process has handled every message that reached it before.
+
+        That is: the invalidations that were delivered to it, the sweep
+        that was due, the cluster changes. A process subscribed to the
+        cache's topic on the same PubSub gets each ``Invalidate`` as the
+        owner does; after ``sync`` the owner has applied it. Tests and
+        benchmarks use it; a cache's readers never need to wait. Call it
+        from a process.
+
+        Raises:
+            CallTimeoutError: the owner did not answer in ``timeout`` seconds.
+            CallExitError: the owner has exited.
+
+        Cancellation:
+            Safe: nothing changes.
+        """
+        from ._server import _SYNC
+
+        await call(self._owner.pid, _SYNC, timeout=timeout)
 
     # -- dump and load ------------------------------------------------------------------
 

@@ -22,7 +22,8 @@ from typing import Any
 import attrs
 from beamlet.actors import From, GenServer, Pid, send_after
 from beamlet.actors.lowlevel import BadInputLog, add_exit_hook, current_process, short_repr
-from beamlet.cluster import NodeDown, NodeUp, message
+from beamlet.apps.pubsub import broadcast_from, subscribe
+from beamlet.cluster import NodeDown, NodeUp, NotDistributedError, message, monitor_nodes
 
 from ._cache import _FLUSH, ALL_KEYS, CACHES, Cache, _Options
 
@@ -67,6 +68,12 @@ class _Sweep:
 
 _SWEEP = _Sweep()
 
+#: The one call the owner serves (``Cache.sync``).
+_SYNC = "beamlet.cache.sync"
+
+#: The most keys in one ``Invalidate`` message.
+_BATCH = 1000
+
 
 class CacheServer(GenServer):
     """The owner process of one cache on one node (see the module's docstring)."""
@@ -80,11 +87,20 @@ class CacheServer(GenServer):
         self.cache = cache = Cache(name, options, proc)
         CACHES.set(cache, key=name)
         add_exit_hook(proc, lambda pid, reason: cache._close(reason))
+        if options.pubsub is not None:
+            subscribe(options.pubsub, topic(name))
+            if options.flush_on_cluster_change:
+                try:
+                    monitor_nodes(True)
+                except NotDistributedError:
+                    pass  # a node alone has no peers to miss invalidations from
         if options.sweep_interval is not None:
             send_after(options.sweep_interval, proc.pid, _SWEEP)
 
     async def handle_call(self, request: Any, caller: From) -> Any:
-        self.bad_input.report("call", request, "unexpected (a cache's owner serves no calls)")
+        if request == _SYNC:
+            return "ok"  # every message that came before is handled
+        self.bad_input.report("call", request, "unexpected")
         return ("error", ("bad_request", short_repr(request)))
 
     async def handle_cast(self, request: Any) -> None:
@@ -120,10 +136,36 @@ class CacheServer(GenServer):
         cache._invalidations_sent += 1
 
     def _broadcast(self, msg: Invalidate) -> None:
-        from beamlet.apps.pubsub import broadcast_from  # type: ignore[import-not-found]
+        """Send ``msg`` to the other nodes' caches, in batches the codec takes.
 
-        assert self.options.pubsub is not None
-        broadcast_from(self.options.pubsub, self.pid, topic(self.name), msg)
+        If a batch cannot be sent (a key over the codec's limits, which
+        ``put`` does not check), the other nodes are told to drop every key
+        instead: they start cold rather than keep a stale entry.
+        """
+        pubsub = self.options.pubsub
+        assert pubsub is not None
+        keys = msg.keys
+        batches = (
+            [msg]
+            if keys is None or len(keys) <= _BATCH
+            else [
+                Invalidate(msg.cache, keys[i : i + _BATCH], msg.origin)
+                for i in range(0, len(keys), _BATCH)
+            ]
+        )
+        try:
+            for batch in batches:
+                broadcast_from(pubsub, self.pid, topic(self.name), batch)
+        except (TypeError, ValueError) as exc:
+            logger.error(
+                "cache %r could not broadcast an invalidation (%s): "
+                "the other nodes are told to clear this cache instead",
+                self.name,
+                exc,
+            )
+            broadcast_from(
+                pubsub, self.pid, topic(self.name), Invalidate(self.name, None, self.pid)
+            )
 
     def _invalidated(self, msg: Invalidate) -> bool:
         """Apply another node's invalidation; False if the message is malformed."""

@@ -78,3 +78,21 @@ def test_presence_benchmark_prints_every_figure() -> None:
     if "Redis baseline skipped" not in out:
         for figure in ("writes per second", "worst-case staleness", "staleness: presence / Redis"):
             assert figure in out, out
+
+
+@pytest.mark.timeout(150)
+def test_cache_benchmark_prints_every_figure() -> None:
+    out = run_bench("cache.py", "--quick", timeout=140)
+    for figure in (
+        "get hit, dict.get",
+        "get hit, cachetools.TTLCache.get",
+        "get hit, beamlet Cache.get",
+        "fetch, 1000 concurrent callers",
+        "computations per fetch round: 1",
+        "invalidation round trip, two OS processes",
+        "get / cachetools.TTLCache.get",
+        "fetch 1,000 callers / trio.Event floor",
+    ):
+        assert figure in out, out
+    if "Redis baselines skipped" not in out:
+        assert "get vs Redis GET (redis-py)" in out and "get vs Redis GET (coredis)" in out, out

@@ -14,6 +14,7 @@ PUBLIC = {
     "CachedFunction",
     "EntryTooLargeError",
     "FetchAbortedError",
+    "Invalidate",
     "NoCache",
     "UnknownCacheError",
     "WithTTL",
