@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import outcome
@@ -22,7 +22,7 @@ from beamlet.cluster import (
 from ._errors import EXIT_FAILURE, EXIT_USAGE, CliError
 from ._options import NodeAddress
 
-__all__ = ["Captured", "run_console"]
+__all__ = ["Captured", "captured_logs", "run_console"]
 
 T = TypeVar("T")
 
@@ -51,8 +51,9 @@ class Captured(logging.Handler):
         return None
 
 
-@asynccontextmanager
-async def _captured() -> AsyncIterator[Captured]:
+@contextmanager
+def captured_logs() -> Iterator[Captured]:
+    """Keep the ``beamlet`` loggers' records off the terminal while the block runs."""
     handler = Captured()
     beamlet = logging.getLogger("beamlet")
     previous = beamlet.propagate, beamlet.level
@@ -117,7 +118,7 @@ async def run_console(
     Raises:
         CliError: the connection failed (the message says why).
     """
-    async with _captured() as log:
+    with captured_logs() as log:
         name = "console-" + default_node_name()
         try:
             async with open_node(

@@ -20,6 +20,10 @@ class Rich:
         self._live = Live
         self._table = Table
 
+    def print(self, renderable: Any) -> None:
+        """Print ``renderable`` (a table...) on the console."""
+        self._console.print(renderable)
+
     def live(self) -> Any:
         """A ``rich.live.Live`` that is refreshed by ``update(..., refresh=True)``."""
         return self._live(console=self._console, auto_refresh=False, transient=False)

@@ -10,7 +10,14 @@ import sys
 from functools import partial
 from typing import Any
 
-from beamlet.cluster import CookieError, listen_address, node_name, open_node, validate_node_name
+from beamlet.cluster import (
+    CookieError,
+    DNSPoll,
+    listen_address,
+    node_name,
+    open_node,
+    validate_node_name,
+)
 from beamlet.supervisors import load_children, run_application
 
 from ._errors import EXIT_USAGE, CliError
@@ -47,6 +54,12 @@ def add_parser(subparsers: Any) -> None:
         "--seeds", metavar="HOST:PORT,...", help="nodes to join (comma-separated addresses)"
     )
     parser.add_argument("--port", type=int, default=0, help="port to listen on (0: any free one)")
+    parser.add_argument(
+        "--discovery-dns",
+        metavar="NAME:PORT",
+        help="find the other nodes by resolving NAME every 5 s (a Kubernetes headless "
+        "service...); they listen on PORT",
+    )
     add_tls_options(parser)
     parser.add_argument(
         "--insecure",
@@ -75,6 +88,20 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(command=command)
 
 
+def parse_discovery(text: str | None) -> list[DNSPoll]:
+    """``--discovery-dns NAME:PORT`` as a ``DNSPoll`` strategy (none without it).
+
+    Raises:
+        CliError: the option is malformed.
+    """
+    if text is None:
+        return []
+    name, sep, port = text.rpartition(":")
+    if not sep or not name or not port.isdigit() or not 0 < int(port) <= 65535:
+        raise CliError(f"malformed --discovery-dns {text!r}: expected NAME:PORT", EXIT_USAGE)
+    return [DNSPoll(name, int(port))]
+
+
 def command(args: argparse.Namespace) -> int:
     """Run the service; return the runner's exit status."""
     try:
@@ -84,6 +111,7 @@ def command(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise CliError(f"bad --port {args.port}: expected 0..65535", EXIT_USAGE)
     seeds = parse_seeds(args.seeds)
+    discovery = parse_discovery(args.discovery_dns)
     cookie = read_cookie(args.cookie_file)
     tls = tls_config(args)
     # As `python -m` does: modules of the current directory can be named.
@@ -111,6 +139,7 @@ def command(args: argparse.Namespace) -> int:
                 cookie=cookie,
                 port=args.port,
                 seeds=seeds,
+                discovery=discovery,
                 tls=tls,
                 insecure=args.insecure,
                 ticktime=args.ticktime,

@@ -132,6 +132,7 @@ def test_targets_that_are_not_a_list_of_children(
         (["--strategy", "all_for_none"], "invalid choice"),
         (["--tls-cert", "c.pem"], "TLS needs both"),
         (["--bogus"], "unrecognized arguments: --bogus"),
+        (["--discovery-dns", "headless.svc"], "malformed --discovery-dns 'headless.svc'"),
     ],
 )
 def test_malformed_seeds_and_bad_options(

@@ -74,3 +74,28 @@ def test_a_tree_that_fails_to_start_exits_1(cookie_file: Path) -> None:
         assert any("application failed to start" in line for line in rest), rest
     finally:
         svc.stop()
+
+
+def test_discovery_by_dns_finds_the_other_node(cookie_file: Path) -> None:
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    first = Service(
+        ["cli_app:children", "--name", "dns1@127.0.0.1", "--cookie-file", str(cookie_file),
+         "--port", str(port)]
+    )  # fmt: skip
+    second = None
+    try:
+        first.wait_for(r"listening on")
+        second = Service(
+            ["cli_app:children", "--name", "dns2@127.0.0.1", "--cookie-file", str(cookie_file),
+             "--discovery-dns", f"localhost:{port}"]
+        )  # fmt: skip
+        second.wait_for(r"node dns1@127.0.0.1 up")
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()

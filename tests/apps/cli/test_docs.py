@@ -1,0 +1,115 @@
+"""The guides of the command and of deployment: their examples run, their configurations parse."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from beamlet.apps.cli._main import _parser
+
+REPO = Path(__file__).resolve().parents[3]
+DOCS = REPO / "docs"
+
+
+def blocks(markdown: Path, language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", markdown.read_text(), flags=re.DOTALL)
+
+
+def parses(argv: list[str]) -> None:
+    """``beamlet ARGV`` is a valid command line (checked by the command's own parser)."""
+    assert Path(argv[0]).name == "beamlet", argv
+    _parser().parse_args(argv[1:])
+
+
+# -- the index ----------------------------------------------------------------------------
+
+
+def test_the_index_links_every_guide_and_no_link_is_dead() -> None:
+    index = (DOCS / "README.md").read_text()
+    links = re.findall(r"\]\(([^)#]+)\)", index)
+    assert links
+    for link in links:
+        assert (DOCS / link).is_file(), link
+    for guide in ["deployment.md", "not.md", "actors.md", "supervision.md", "distribution.md"]:
+        assert guide in links, guide
+
+
+def test_every_relative_link_of_these_guides_resolves() -> None:
+    for name in ["deployment.md", "not.md", "README.md"]:
+        for link in re.findall(r"\]\(([^)#:]+)\)", (DOCS / name).read_text()):
+            assert (DOCS / link).is_file(), (name, link)
+
+
+# -- deployment.md -----------------------------------------------------------------------
+
+DEPLOYMENT = DOCS / "deployment.md"
+
+
+def test_the_systemd_unit_runs_a_valid_command_and_restarts_on_failure() -> None:
+    [unit] = blocks(DEPLOYMENT, "ini")
+    lines = dict(
+        line.split("=", 1) for line in unit.splitlines() if "=" in line and not line.startswith("#")
+    )
+    argv = shlex.split(lines["ExecStart"])
+    parses(argv)
+    assert argv[1:3] == ["run", "getting_started_greeter:children"]
+    assert lines["KillSignal"] == "SIGTERM"
+    assert lines["Restart"] == "on-failure"  # exit 1: the tree failed or gave up
+    assert (REPO / "docs" / "examples" / "getting_started_greeter.py").is_file()
+
+
+def test_the_container_runs_a_valid_command_that_receives_sigterm() -> None:
+    [dockerfile] = blocks(DEPLOYMENT, "dockerfile")
+    [cmd] = [line for line in dockerfile.splitlines() if line.startswith("CMD ")]
+    words = shlex.split(cmd.removeprefix("CMD "))
+    assert words[0] == "exec"  # the shell is replaced: SIGTERM reaches beamlet
+    env = {"POD_IP": "10.1.2.3", "BEAMLET_DNS": "myapp-nodes.default.svc.cluster.local"}
+    argv = [re.sub(r"\$\{(\w+)\}", lambda m: env[m.group(1)], w) for w in words[1:]]
+    parses(argv)
+    assert (
+        "EXPOSE 4370" in dockerfile
+        and "--port" in argv
+        and argv[argv.index("--port") + 1] == "4370"
+    )
+
+
+def test_the_kubernetes_service_is_headless_and_matches_the_discovery() -> None:
+    [manifest] = blocks(DEPLOYMENT, "yaml")
+    service, deployment = manifest.split("\n---\n")
+    assert "kind: Service" in service and re.search(r"^  clusterIP: None\b", service, re.M)
+    assert re.search(r"^\s+port: 4370$", service, re.M)
+    assert "name: myapp-nodes" in service
+    assert "value: myapp-nodes.default.svc.cluster.local" in deployment
+    assert "fieldPath: status.podIP" in deployment
+    [secrets] = [b for b in blocks(DEPLOYMENT, "sh") if "kubectl" in b]
+    for name in re.findall(r"secretName: (\S+)", deployment):
+        assert f"create secret generic {name} " in secrets, name
+
+
+def test_the_cookie_command_makes_a_cookie_beamlet_accepts(tmp_path: Path) -> None:
+    from beamlet.cluster import Cookie
+
+    [secrets] = [b for b in blocks(DEPLOYMENT, "sh") if "kubectl" in b]
+    [make] = [line for line in secrets.splitlines() if line.startswith("python3 ")]
+    subprocess.run(
+        ["sh", "-c", make.replace("python3", sys.executable, 1)], cwd=tmp_path, check=True
+    )
+    Cookie((tmp_path / "cookie").read_bytes().strip())
+
+
+@pytest.mark.parametrize("block", blocks(DEPLOYMENT, "python"))
+def test_the_python_examples_run(block: str, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", block], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_checking_commands_are_valid() -> None:
+    [check] = [b for b in blocks(DEPLOYMENT, "sh") if b.startswith("beamlet ")]
+    for line in check.splitlines():
+        parses(shlex.split(line))
