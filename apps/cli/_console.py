@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import outcome
 import trio
@@ -71,18 +72,30 @@ def captured_logs() -> Iterator[Captured]:
 def _why(failure: str | None) -> str:
     if failure is None:
         return "no answer"
-    if "bad cookie" in failure or "cookie" in failure:
+    text = failure.lower()
+    if "cookie" in text:
         return f"{failure} (is the cookie the node's? see --cookie-file)"
-    if "failed" in failure and "attempts to connect" in failure:
+    if "attempts to connect" in text or "connection refused" in text:
         return "nothing listens there (connection refused)"
     return failure
+
+
+#: Whether ``connect`` can say why it failed (``raise_on_error``); else the log says it.
+_CONNECT_RAISES = "raise_on_error" in inspect.signature(connect).parameters
 
 
 async def _connect(target: NodeAddress, log: Captured, timeout: float) -> str:
     """Connect to ``target``; return its node name, or raise ``CliError``."""
     before = set(nodes("all"))
     with trio.move_on_after(timeout):
-        ok = await connect(target.address)
+        try:
+            if _CONNECT_RAISES:
+                ok = await cast(Any, connect)(target.address, raise_on_error=True)
+            else:
+                ok = await connect(target.address)
+        except ConnectionError as exc:
+            why = getattr(exc, "reason", None) or str(exc)
+            raise CliError(f"cannot connect to {target}: {_why(why)}") from None
         if ok:
             found = sorted(set(nodes("all")) - before)
             if target.name is not None:

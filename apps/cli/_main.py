@@ -21,7 +21,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    from . import _inspect, _run
+    from . import _demo, _inspect, _run
 
     parser = _Parser(
         prog="beamlet",
@@ -30,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"beamlet {_version()}")
     subparsers = parser.add_subparsers(metavar="COMMAND", parser_class=_Parser)
+    _demo.add_parser(subparsers)
     _run.add_parser(subparsers)
     _inspect.add_parsers(subparsers)
     return parser

@@ -149,10 +149,13 @@ def wheel_python(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 
 def readme_install_command() -> str:
-    """The README's install step, as it is written there."""
+    """The README's install step, as it is written there (its first command, up to the
+    ``&&`` that runs ``beamlet demo``: tests/apps/cli/test_demo.py runs the demo)."""
     readme = (REPO / "README.md").read_text()
-    [command] = re.findall(r"^python3 -m pip install -e \. && .*$", readme, flags=re.M)
-    return command
+    [command] = re.findall(
+        r"^python3 -m pip install -e '\.\[cli\]' && beamlet demo$", readme, flags=re.M
+    )
+    return command.removesuffix(" && beamlet demo")
 
 
 @pytest.fixture(scope="module")
@@ -345,3 +348,10 @@ def test_mypy_sees_the_typed_package_in_the_installed_wheel(
 ) -> None:
     result = mypy(wheel_python, USER_PROGRAM, tmp_path / "good")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_readme_install_puts_the_beamlet_command_on_the_path(
+    editable_python: Path, tmp_path: Path
+) -> None:
+    script = editable_python.with_name("beamlet")
+    assert run([str(script), "--version"], cwd=tmp_path).stdout == "beamlet 0.1.0\n"

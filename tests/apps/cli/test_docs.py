@@ -113,3 +113,104 @@ def test_the_checking_commands_are_valid() -> None:
     [check] = [b for b in blocks(DEPLOYMENT, "sh") if b.startswith("beamlet ")]
     for line in check.splitlines():
         parses(shlex.split(line))
+
+
+# -- getting-started.md ---------------------------------------------------------------------
+
+GETTING_STARTED = DOCS / "getting-started.md"
+EXAMPLES = DOCS / "examples"
+MARKER = re.compile(r"# docs/examples/([\w.]+\.py)\n")
+
+
+def test_the_guide_shows_the_example_files_as_they_are() -> None:
+    shown = set()
+    for block in blocks(GETTING_STARTED, "python"):
+        marker = MARKER.match(block)
+        assert marker, block[:60]
+        name = marker.group(1)
+        assert block[marker.end() :] == (EXAMPLES / name).read_text(), name
+        shown.add(name)
+    assert shown == {p.name for p in EXAMPLES.glob("getting_started_*.py")}
+
+
+def test_the_first_program_prints_hello(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "getting_started_hello.py")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.stdout == "HELLO\n", result.stderr
+
+
+def test_the_first_command_is_the_readme_s() -> None:
+    [install, *_] = blocks(GETTING_STARTED, "sh")
+    assert install.strip() in (REPO / "README.md").read_text()
+
+
+def test_two_nodes_talking_as_the_guide_says(tmp_path: Path) -> None:
+    """Every line of the walkthrough, run as written (another port than 4370, which may be taken)."""
+    import shutil
+    import signal
+    import socket
+
+    from .conftest import COMMAND, Service
+
+    _install, setup, talk = blocks(GETTING_STARTED, "sh")
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = str(sock.getsockname()[1])
+    sock.close()
+    work = tmp_path / "docs" / "examples"
+    shutil.copytree(EXAMPLES, work)
+
+    def command(line: str) -> list[str]:
+        argv = shlex.split(line.replace("4370", port))
+        if argv[0] == "beamlet":
+            return [*COMMAND, *argv[1:]]
+        if argv[0] == "python3":
+            return [sys.executable, *argv[1:]]
+        return argv
+
+    cd, make_cookie, serve = setup.strip().splitlines()
+    assert cd == "cd docs/examples"
+    subprocess.run(
+        ["sh", "-c", make_cookie.replace("python3", sys.executable, 1)], cwd=work, check=True
+    )
+    assert serve.endswith(" &")
+    argv = command(serve.removesuffix(" &"))
+    assert argv[: len(COMMAND) + 1] == [*COMMAND, "run"]
+    service = Service(argv[len(COMMAND) + 1 :], cwd=work)
+    try:
+        service.wait_for(rf"node greeter@127\.0\.0\.1 listening on 127\.0\.0\.1:{port}")
+        client, ping, top, kill = talk.strip().splitlines()
+        out = subprocess.run(command(client), cwd=work, capture_output=True, text=True, timeout=60)
+        assert out.stdout == "hello client, from greeter@127.0.0.1 (greeting #1)\n", out.stderr
+        for line in (ping, top):
+            out = subprocess.run(
+                command(line), cwd=work, capture_output=True, text=True, timeout=60
+            )
+            assert out.returncode == 0, out.stderr
+        assert (
+            "pong greeter@127.0.0.1"
+            in subprocess.run(
+                command(ping), cwd=work, capture_output=True, text=True, timeout=60
+            ).stdout
+        )
+        assert "Greeter (GenServer)" in out.stdout
+        assert kill == "kill %1"
+        service.process.send_signal(signal.SIGTERM)
+        assert service.process.wait(timeout=30) == 0
+    finally:
+        service.stop()
+
+
+# -- cli.md ---------------------------------------------------------------------------------
+
+
+def test_the_command_lines_of_the_cli_guide_are_valid() -> None:
+    lines = []
+    for block in blocks(DOCS / "cli.md", "sh"):
+        text = block.replace("\\\n", " ")
+        lines += [line.split("  #")[0] for line in text.splitlines() if line.startswith("beamlet ")]
+    assert len(lines) >= 6
+    for line in lines:
+        parses(shlex.split(line))

@@ -1,0 +1,96 @@
+"""``beamlet demo``: the whole system on a real local cluster, one node killed midway."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from beamlet.actors import Pid
+from beamlet.apps.cli._demo import count_losses
+
+from .conftest import beamlet
+
+A, B, C = "demo1@127.0.0.1", "demo2@127.0.0.1", "demo3@127.0.0.1"
+
+
+def test_a_small_demo_heals_and_loses_nothing_outside_the_killed_window() -> None:
+    result = beamlet(
+        "demo", "--nodes", "3", "--users", "9", "--duration", "6", "--json", timeout=55
+    )
+    assert result.returncode == 0, (result.stdout, result.stderr)
+    summary: dict[str, Any] = json.loads(result.stdout)  # JSON only on stdout
+    assert summary["ok"] is True
+    assert summary["converged"] is True
+    assert summary["supervisors_gave_up"] == []
+    assert summary["nodes"] == 3 and summary["users"] == 9
+    # Chat happened, and everything posted outside the killed node's window arrived.
+    assert summary["messages_posted"] > 20
+    assert summary["messages_delivered"] > summary["messages_posted"]
+    assert summary["messages_lost"] == 0
+    assert summary["messages_in_killed_window"] >= 0
+    # The kill and the restart, and the presences converging after each.
+    assert summary["killed_node"] == C
+    assert summary["node_restarts"] == 1
+    assert summary["exit_statuses"] == {A: [0], B: [0], C: [None, 0]}
+    assert 0 < summary["presence_convergence_after_kill_s"] < 6
+    assert 0 < summary["presence_convergence_after_restart_s"] < 6
+    # The cache, the pool and the supervisors were used.
+    assert summary["cache_reads"] > 0
+    assert 0 <= summary["cache_hit_rate"] <= 1
+    assert summary["emails_sent"] > 0
+    assert summary["supervisor_restarts"] == summary["user_crashes"]
+    assert summary["elapsed_s"] < 50
+
+
+def test_without_a_terminal_the_demo_prints_plain_lines() -> None:
+    result = beamlet("demo", "--users", "6", "--duration", "6", "--crash-rate", "0", timeout=55)
+    assert result.returncode == 0, (result.stdout, result.stderr)
+    assert "\x1b" not in result.stdout
+    assert "SIGKILL demo3@127.0.0.1" in result.stdout
+    assert "presences converged" in result.stdout
+    assert "messages lost (outside the killed window)" in result.stdout
+    assert result.stdout.rstrip().endswith("OK: the cluster healed")
+
+
+def test_bad_demo_options_are_one_line() -> None:
+    result = beamlet("demo", "--nodes", "1")
+    assert result.returncode == 2
+    assert result.stderr == "beamlet: error: bad --nodes 1: expected 2..8\n"
+
+
+def pid(node: str, n: int) -> Pid:
+    return Pid(node, n, 1)
+
+
+def test_losses_count_gaps_and_leave_out_the_killed_incarnation() -> None:
+    p1, p2, p3 = pid(A, 1), pid(B, 2), pid(C, 3)  # p3: the restarted incarnation
+    dead = Pid(C, 9, 7)  # a publisher of the killed incarnation
+    finals = {
+        A: {
+            "published": {p1: ("r", 10)},
+            "heard": [
+                ("r", p1, 1, 10, 10),  # all of it
+                ("r", p2, 1, 8, 7),  # one gap, and its last 2 never came: 3 lost
+                ("r", p3, 4, 6, 3),  # from the 4th on (before: not subscribed yet): none lost
+                ("r", dead, 1, 5, 5),  # left out
+            ],
+        },
+        B: {
+            "published": {p2: ("r", 10)},
+            "heard": [("r", p2, 1, 10, 10)],  # it never heard p1 at all: 10 lost
+        },
+        C: {
+            "published": {p3: ("r", 6)},
+            "heard": [("r", p1, 5, 10, 6), ("r", p2, 3, 10, 7)],  # p2: one lost after the 3rd
+        },
+    }
+    assert count_losses(finals, C) == (3 + 10 + 1, 5)
+
+
+def test_no_losses_when_everything_arrived() -> None:
+    p1, p2 = pid(A, 1), pid(B, 2)
+    finals = {
+        A: {"published": {p1: ("r", 3)}, "heard": [("r", p1, 1, 3, 3), ("r", p2, 1, 2, 2)]},
+        B: {"published": {p2: ("r", 2)}, "heard": [("r", p1, 1, 3, 3), ("r", p2, 1, 2, 2)]},
+    }
+    assert count_losses(finals, C) == (0, 0)
