@@ -388,7 +388,7 @@ class Distribution(NetworkRouter):
                 return None
             if isinstance(event, wire.Connected):
                 self._unauthenticated.discard(scope)  # authenticated: never dropped as such
-                handle = membership.accepted(event.peer_name)
+                handle = membership.accepted(event.peer_name, event.peer_creation)
                 self._apply()
                 if handle is None:
                     nonlocal duplicate

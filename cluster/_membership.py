@@ -19,6 +19,17 @@ other side drops. A peer that connects while an older connection to it is
 still registered here (it restarted, or it lost the connection first)
 replaces it: the old one goes down, then the new one comes up.
 
+One exception: the node whose name sorts first refuses a connection from a
+peer of the same creation while the connection it dialled to that peer is up.
+That connection is the one both sides keep: the peer gives its own dial up
+when it accepts ours, but may have sent its proof already, so its dial can
+still reach this node after ours is up; taking it as a replacement would drop
+the connection the peer keeps while the peer drops the new one, and leave
+neither. The cost: a peer that lost our connection before this node noticed
+(a half-open connection) is refused until this node notices it too (at once
+for a closed TCP connection, after ``ticktime`` for a silent one). A peer
+that restarted has a new creation and replaces the old connection at once.
+
 Per node name, the core knows:
 
 - ``peers``: the live connection (an object of the driver's, with ``hidden``
@@ -79,10 +90,13 @@ AUTO_CONNECT = ("always", "once", "never")
 
 
 class PeerLike(Protocol):
-    """What the core needs of a connection: is it hidden, where does the peer listen."""
+    """What the core needs of a connection: is it hidden, where does the peer listen,
+    did this node dial it, and the peer's creation (its incarnation)."""
 
     hidden: bool
     address: str | None
+    initiated: bool
+    creation: int
 
 
 P = TypeVar("P", bound=PeerLike)
@@ -319,10 +333,26 @@ class Membership(Generic[P]):
 
     # -- arbitration -------------------------------------------------------------------
 
-    def _claim(self, name: str, initiated: bool, token: Any = None) -> Handshake | None:
-        """Let a handshake with ``name`` go on (return its handle), or say to give it up."""
+    def _claim(
+        self, name: str, initiated: bool, token: Any = None, creation: int | None = None
+    ) -> Handshake | None:
+        """Let a handshake with ``name`` go on (return its handle), or say to give it up.
+
+        ``creation``: the peer's, for an incoming handshake.
+        """
         if initiated and name in self.peers:
             return None  # already connected; a blind dial found a known node
+        existing = self.peers.get(name)
+        if (
+            not initiated
+            and existing is not None
+            and existing.initiated
+            and self.name < name
+            and existing.creation == creation
+        ):
+            # The connection both sides keep is up: this is a dial the peer gave up
+            # when it accepted ours, after it had sent its proof (see the module doc).
+            return None
         other = self.handshakes.get(name)
         if other is not None:
             preferred = initiated == (self.name < name)
@@ -529,10 +559,10 @@ class Membership(Generic[P]):
         if not ok:
             self._maybe_fail(name)
 
-    def accepted(self, name: str) -> Handshake | None:
-        """An incoming handshake authenticated ``name``: keep it (its handle), or
-        refuse it (None: another connection to it is kept)."""
-        return self._claim(name, False)
+    def accepted(self, name: str, creation: int) -> Handshake | None:
+        """An incoming handshake authenticated ``name`` (of ``creation``): keep it
+        (its handle), or refuse it (None: another connection to it is kept)."""
+        return self._claim(name, False, creation=creation)
 
     def accept_failed(self, handle: Handshake | None) -> None:
         """An incoming handshake that was kept failed before its connection started."""

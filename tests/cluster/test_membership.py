@@ -24,6 +24,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 A, B = "a@h", "b@h"
 ADDRESS = {A: "h:1", B: "h:2"}
+CREATION = {A: 11, B: 22}
 
 
 @attrs.define(eq=False)
@@ -31,6 +32,8 @@ class FakePeer:
     name: str
     hidden: bool = False
     address: str | None = None
+    initiated: bool = False
+    creation: int = 0
 
 
 def core(name: str = A, **options: Any) -> Membership[FakePeer]:
@@ -67,7 +70,7 @@ def test_crossing_dials_keep_the_one_dialled_by_the_first_name(
     m = core(ours)
     m.request(theirs, "h:9")
     [dial] = m.take()
-    handle = m.accepted(theirs)  # their dial authenticated while ours goes on
+    handle = m.accepted(theirs, 0)  # their dial authenticated while ours goes on
     if kept == "ours":
         assert handle is None and m.handshakes[theirs] is dial.handshake
         assert m.take() == []
@@ -82,7 +85,7 @@ def test_a_committed_dial_is_never_cancelled() -> None:
     [dial] = m.take()
     assert dial.handshake is not None
     m.commit(dial.handshake)
-    assert m.accepted(A) is None and m.take() == []
+    assert m.accepted(A, 0) is None and m.take() == []
 
 
 def test_up_replaces_an_older_connection_then_gossips_and_flushes() -> None:
@@ -161,7 +164,7 @@ def test_shutdown_cancels_the_dials_only() -> None:
     m.request(B, "h:2")
     [dial] = m.take()
     m.hello("c@h")
-    accepted = m.accepted("c@h")
+    accepted = m.accepted("c@h", 0)
     m.shutdown()
     assert [e.handshake for e in m.take() if isinstance(e, Cancel)] == [dial.handshake]
     assert accepted is not None and m.route(B) == [] and m.closed
@@ -334,7 +337,7 @@ class TwoNodes(RuleBasedStateMachine):
             attempt.state_x = "challenge"
             return
         if state == "up":
-            attempt.peer_x = FakePeer(y)
+            attempt.peer_x = FakePeer(y, initiated=True, creation=CREATION[y])
             if m.up(attempt.peer_x, y, ADDRESS[y], attempt.handle_x):
                 self.finish_x(attempt, "live")
             else:
@@ -381,7 +384,7 @@ class TwoNodes(RuleBasedStateMachine):
         state = attempt.state_y
         if state == "up":
             m.hello_ended(x, True)
-            attempt.peer_y = FakePeer(x)
+            attempt.peer_y = FakePeer(x, creation=CREATION[x])
             if m.up(attempt.peer_y, x, None, attempt.handle_y):
                 attempt.state_y = "live"
             else:
@@ -410,7 +413,7 @@ class TwoNodes(RuleBasedStateMachine):
             self.send(attempt, y, "challenge")
             attempt.state_y = "proof"
             return
-        attempt.handle_y = m.accepted(x)
+        attempt.handle_y = m.accepted(x, CREATION[x])
         self.apply(y)
         if attempt.handle_y is None:
             self.send(attempt, y, "simultaneous")
@@ -643,3 +646,69 @@ def test_blind_background_dials_are_limited_too() -> None:
     m.blind_dial_ended("h:30")
     m.blind_dial_ended("h:31")
     assert m.background == 0 and m.dialing == set()
+
+
+def test_crossing_dials_when_the_kept_one_is_up_before_the_other_proof_arrives() -> None:
+    """A falsifying example of ``TwoNodes``, replayed step by step.
+
+    a dials b blind (b answers; a gives that dial up for its named one, and waits),
+    then a dials b by name; b dials a, and b's proof reaches a. Then a's dial goes
+    through: b accepts it and gives up its own dial, whose proof is already out, and
+    a's connection is up. b's proof is then checked on a: a must refuse it, not take
+    it as a replacement of the connection both keep (b drops it: neither would be
+    left, with no fault at all).
+    """
+    s = TwoNodes()
+    s.want(node=A, how="dial_soon")
+    s.want(node=A, how="route")
+    blind, named = s.attempts
+    for side in "xyxy":
+        s.step(blind, side)
+    assert (blind.state_x, blind.state_y) == ("wait", "done")
+    s.want(node=B, how="route")
+    crossing = s.attempts[2]
+    for side in "xyx":
+        s.step(crossing, side)
+    assert crossing.to_y == ["proof"]
+    for side in "xyxyxx":  # a's named dial: up on a; b gave its own dial up
+        s.step(named, side)
+    assert named.state_x == "live" and crossing.cancelled
+    s.step(crossing, "y")  # b's proof on a: refused
+    assert crossing.handle_y is None and crossing.to_x == ["simultaneous"]
+    assert s.cores[A].peers[B] is named.peer_x
+    s.teardown()
+    assert named.state_x == named.state_y == "live" and s.announced == {A: ["up"], B: ["up"]}
+
+
+def test_a_late_dial_from_the_peer_is_refused_while_ours_is_up_unless_it_restarted() -> None:
+    m = core(A)
+    m.request(B, "h:2")
+    [dial] = m.take()
+    ours = FakePeer(B, initiated=True, creation=22)
+    assert m.up(ours, B, "h:2", dial.handshake)
+    m.take()
+    assert m.accepted(B, 22) is None  # a dial b gave up when it accepted ours
+    assert m.take() == [] and m.peers[B] is ours and m.handshakes == {}
+    handle = m.accepted(B, 23)  # b restarted: the new connection replaces ours
+    assert handle is not None and handle.committed
+    restarted = FakePeer(B, creation=23)
+    assert m.up(restarted, B, None, handle)
+    assert [type(e) for e in m.take()][:2] == [Down, Close]
+    # b's connection: a later one from b replaces it (b lost it first)
+    again = m.accepted(B, 23)
+    assert again is not None and m.up(FakePeer(B, creation=23), B, None, again)
+    assert [type(e) for e in m.take()][:2] == [Down, Close]
+
+
+def test_the_node_whose_name_sorts_second_takes_a_late_dial_as_a_replacement() -> None:
+    m = core(B)
+    m.request(A, "h:1")
+    [dial] = m.take()
+    ours = FakePeer(A, initiated=True, creation=11)
+    assert m.up(ours, A, "h:1", dial.handshake)
+    m.take()
+    # a never gives its dial up for ours (its own is kept): a dial from it means it
+    # lost ours
+    handle = m.accepted(A, 11)
+    assert handle is not None and m.up(FakePeer(A, creation=11), A, None, handle)
+    assert [type(e) for e in m.take()][:2] == [Down, Close]
