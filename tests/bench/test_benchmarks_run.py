@@ -96,3 +96,17 @@ def test_cache_benchmark_prints_every_figure() -> None:
         assert figure in out, out
     if "Redis baselines skipped" not in out:
         assert "get vs Redis GET (redis-py)" in out and "get vs Redis GET (coredis)" in out, out
+
+
+@pytest.mark.timeout(120)
+def test_decode_benchmark_prints_every_figure() -> None:
+    out = run_bench("decode.py", "--quick", timeout=110)
+    lines = out.splitlines()
+    for frame, mode in (
+        ("colliding set", "whole"),
+        ("colliding set", "steps"),
+        ("empty maps", "whole"),
+        ("empty maps", "steps"),
+    ):
+        assert any(line.startswith(frame) and f" {mode} " in line for line in lines), out
+    assert any(line.startswith("colliding set") and line.endswith("yes") for line in lines), out
