@@ -49,7 +49,12 @@ def colliding_set(size: int) -> bytes:
 
 
 def empty_maps(size: int) -> bytes:
-    return _array(size, b"\x80" * size)
+    """About ``size`` bytes of empty maps, in arrays of 64 Ki (one array of
+    millions would be refused at once by ``max_array_len``)."""
+    chunk = 64 * KIB
+    inner = _array(chunk, b"\x80" * chunk)
+    count = max(1, size // len(inner))
+    return _array(count, inner * count)
 
 
 def benign(size: int) -> bytes:
