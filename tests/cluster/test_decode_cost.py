@@ -196,6 +196,18 @@ def _cpu(fn: Callable[[], Any], runs: int = 3) -> float:
     return best
 
 
+def _cpu_pair(
+    fn: Callable[[], Any], reference: Callable[[], Any], runs: int = 5
+) -> tuple[float, float]:
+    """The best CPU time of ``fn`` and of ``reference``, measured in turns, so that
+    both see the same moments of a machine that others load too."""
+    best, best_reference = float("inf"), float("inf")
+    for _ in range(runs):
+        best = min(best, _cpu(fn, runs=1))
+        best_reference = min(best_reference, _cpu(reference, runs=1))
+    return best, best_reference
+
+
 def _peak_memory(fn: Callable[[], Any]) -> int:
     gc.collect()
     tracemalloc.start()
@@ -277,10 +289,13 @@ def test_decoding_cpu_is_linear_in_the_input(shape: str, size: int) -> None:
     data = ADVERSARIAL[shape](size)
     reference = benign(len(data))
     codec = Codec()
-    cost = _cpu(lambda: _decode_whole(codec, data))
-    base = _cpu(lambda: _decode_whole(codec, reference))
+    cost, base = _cpu_pair(
+        lambda: _decode_whole(codec, data), lambda: _decode_whole(codec, reference)
+    )
     assert cost <= CPU_FACTOR * base + CPU_SLACK, (shape, len(data), cost, base)
-    cost = _cpu(lambda: _decode_in_steps(codec, data))
+    cost, base = _cpu_pair(
+        lambda: _decode_in_steps(codec, data), lambda: _decode_whole(codec, reference)
+    )
     assert cost <= CPU_FACTOR * base + CPU_SLACK, (shape, len(data), cost, base)
 
 
