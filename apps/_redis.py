@@ -591,31 +591,64 @@ class RedisConnection:
                 await trio.sleep(self._backoff.delay(1, self._random.random()))
                 continue
             try:
-                async with client.pubsub(
-                    channels=list(sub.channels),
-                    retry_policy=None,
-                    ignore_subscribe_messages=True,
-                    max_idle_seconds=self.options.keepalive,
-                    subscription_timeout=self.options.deadline,
-                ) as pubsub:
-                    sub._set_subscribed(True)
-                    failures = 0
-                    async for message in pubsub:
-                        if message["type"] == "message":
-                            sub._push(message["channel"], message["data"])
-                raise ConnectionError("the subscription ended")
+                await self._subscribe_once(client, sub)
             except BaseException as error:
+                failures = 1 if sub.subscribed else failures + 1
                 sub._set_subscribed(False)
                 kind = self._kinds.classify(error)
                 if kind is None:
                     raise
                 what, leaf = kind
-                failures += 1
                 if what == "unreachable":
                     self._mark_down(leaf)
                 else:
                     sub._report_failure(leaf)
                 await trio.sleep(self._backoff.delay(failures, self._random.random()))
+
+    async def _subscribe_once(self, client: Any, sub: Subscription) -> None:
+        """Subscribe on a connection of the pool and feed ``sub`` until the connection fails.
+
+        This reads the connection's RESP3 push messages itself rather than
+        through coredis's ``PubSub`` (about twice as fast: no per-message
+        cancel scope, stream or parsing into dicts). A PING goes out after
+        ``keepalive`` seconds of silence, so that a server that vanished
+        without closing the socket is noticed. The connection is never given
+        back to the pool for other commands.
+        """
+        deadline = self.options.deadline
+        async with client.connection_pool.acquire() as connection:
+            try:
+                connection.send_command(b"SUBSCRIBE", *sub.channels)
+                messages = connection.push_messages
+                last = [trio.current_time()]
+                pending = set(sub.channels)
+                push = sub._push
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._keepalive, connection, last)
+                    with trio.fail_after(deadline):
+                        while pending:
+                            reply = await messages.__anext__()
+                            if reply[0] == b"subscribe":
+                                pending.discard(reply[1])
+                            elif reply[0] == b"message":
+                                push(reply[1], reply[2])
+                    sub._set_subscribed(True)
+                    async for reply in messages:
+                        last[0] = trio.current_time()
+                        if reply[0] == b"message":
+                            push(reply[1], reply[2])
+                    raise ConnectionError("the subscription's connection ended")
+            finally:
+                connection.invalidate()
+
+    async def _keepalive(self, connection: Any, last: list[float]) -> None:
+        keepalive = self.options.keepalive
+        while True:
+            await trio.sleep_until(last[0] + keepalive)
+            if trio.current_time() - last[0] >= keepalive:
+                with trio.fail_after(self.options.deadline):
+                    await connection.create_request(b"PING", decode=False)
+                last[0] = trio.current_time()
 
 
 class Subscription:

@@ -309,6 +309,30 @@ async def test_subscription_resubscribes_after_restart(
     assert len(records(caplog, logging.INFO)) == 1
 
 
+async def test_a_silent_server_is_noticed_by_the_keepalive(redis_server: RedisServer) -> None:
+    """A server that stops answering without closing the socket: a PING after
+    ``keepalive`` seconds of silence times out, and the subscription starts over."""
+    import os
+    import signal
+
+    assert redis_server.pid is not None
+    options = fast(redis_server, keepalive=0.2, command_timeout=0.2, connect_timeout=0.2)
+    async with open_redis(options) as redis, redis.subscribe("k") as sub:
+        with trio.fail_after(WAIT):
+            await sub.wait_subscribed()
+        os.kill(redis_server.pid, signal.SIGSTOP)
+        try:
+            await wait_for(lambda: not sub.subscribed and not redis.up)
+        finally:
+            os.kill(redis_server.pid, signal.SIGCONT)
+        with trio.fail_after(WAIT):
+            await sub.wait_subscribed()
+        assert sub.resubscriptions == 1
+        await redis.publish("k", b"again")
+        with trio.fail_after(WAIT):
+            assert await sub.__anext__() == RedisMessage(b"k", b"again")
+
+
 async def test_a_full_buffer_drops_counts_and_logs(
     redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
