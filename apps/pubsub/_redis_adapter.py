@@ -15,17 +15,23 @@ subscribes to two channels and publishes what this node's publishers queue:
 - ``"{prefix}:{pubsub}:node:{node_name}"``: the ``direct_broadcast``\\s to
   this node.
 
-An envelope is ``encode((VERSION, kind, origin, body_is_compressed, body))``
-with ``body = encode((topic, message, dispatcher, from_pid))``: beamlet's codec
-(msgpack, no pickle) both times, so a node drops its own messages after
-decoding only the small envelope. ``compression_level`` 1-9 compresses
-bodies with zlib (0, the default, does not).
+A Redis message is an *envelope* ``encode((VERSION, kind, origin,
+compressed, payload))``: ``kind`` ``"b"`` (broadcast) or ``"d"`` (direct),
+``origin`` the sender's ``node_name``, and ``payload`` ``encode([body, ...])``
+(zlib-compressed if ``compressed``), each ``body`` one broadcast,
+``encode((topic, message, dispatcher, from_pid))``. beamlet's codec (msgpack,
+no pickle) throughout, so a node drops its own broadcasts after decoding only
+the small envelope. The publishing task puts consecutive broadcasts of one
+channel into one envelope (as many as are waiting, up to ``MAX_BATCH``):
+under load, Redis and every receiver handle one message for hundreds.
+``compression_level`` 1-9 compresses payloads with zlib (0, the default,
+does not).
 
 Sending never blocks: ``broadcast`` encodes the message in the caller (an
 unencodable one raises ``TypeError`` there, nothing sent) and queues it on
 the shard chosen by the publisher's pid (``pool_size`` shards, each a queue
 of ``max_queue`` messages and a task that publishes them in order,
-pipelined), so per-publisher order holds. What cannot go out is counted in
+pipelined, in envelopes), so per-publisher order holds. What cannot go out is counted in
 ``stats(pubsub)["redis_send_drops"]`` and logged (at most one line per
 ``log_period``), never lost silently: a broadcast while Redis is down (the
 connection knows it is down, so this costs nothing), while the adapter
@@ -83,8 +89,10 @@ VERSION = 1
 BROADCAST, DIRECT = "b", "d"
 #: Bodies over this many bytes are decoded in steps, yielding in between.
 STEP_DECODE_ABOVE = 64 * 1024
-#: The most messages one PUBLISH pipeline carries.
+#: The most broadcasts one Redis message (envelope) carries.
 MAX_BATCH = 512
+#: Bytes an envelope may take beyond the bodies it carries (headers, list framing).
+ENVELOPE_OVERHEAD = 16 * 1024
 #: The name a node has before it is distributed: not unique, so not a Redis node_name.
 LOCAL_NODE_NAME = "nonode@nohost"
 
@@ -102,7 +110,7 @@ class _Live:
     def __init__(
         self,
         redis: RedisConnection,
-        queues: list[trio.MemorySendChannel[tuple[bytes, bytes]]],
+        queues: list[trio.MemorySendChannel[tuple[bytes, str, bytes]]],
         channel: bytes,
         node_channel_prefix: str,
     ) -> None:
@@ -180,8 +188,12 @@ class RedisAdapter(Adapter):
         self.max_queue = max_queue
         self.max_buffer = max_buffer
         self.max_message_size = max_message_size
-        self.codec = Codec(max_size=max_message_size)
+        #: Encodes each broadcast (its size limit is max_message_size) ...
+        self.body_codec = Codec(max_size=max_message_size)
+        #: ... and the envelopes, which hold bodies worth up to max_message_size in all.
+        self.codec = Codec(max_size=max_message_size + ENVELOPE_OVERHEAD)
         self.channel = f"{channel_prefix}:{config.pubsub}"
+        self._channel_bytes = self.channel.encode()
         self._live: _Live | None = None
         self._subscription: Subscription | None = None
         self.send_drops = 0
@@ -215,16 +227,11 @@ class RedisAdapter(Adapter):
 
     # -- sending (in the publisher) ----------------------------------------------------
 
-    def _envelope(
-        self, kind: str, topic: str, message: Any, dispatcher: str, from_pid: Pid | None
-    ) -> bytes:
-        body = self.codec.encode((topic, message, dispatcher, from_pid))
-        compressed = self.compression_level > 0
-        if compressed:
-            body = zlib.compress(body, self.compression_level)
-        return self.codec.encode((VERSION, kind, self.node_name(), compressed, body))
+    def _body(self, topic: str, message: Any, dispatcher: str, from_pid: Pid | None) -> bytes:
+        """The encoded broadcast; raises what the codec raises, before anything is queued."""
+        return self.body_codec.encode((topic, message, dispatcher, from_pid))
 
-    def _queue(self, channel: bytes, envelope: bytes) -> None:
+    def _queue(self, channel: bytes, kind: str, body: bytes) -> None:
         live = self._live
         if live is None:
             self._dropped(1, "the adapter process is not running")
@@ -235,21 +242,30 @@ class RedisAdapter(Adapter):
             return
         shard = shard_for(_caller_pid(), len(live.queues))
         try:
-            live.queues[shard].send_nowait((channel, envelope))
+            live.queues[shard].send_nowait((channel, kind, body))
         except trio.WouldBlock:
             self._dropped(1, f"the queue of shard {shard} is full ({self.max_queue} messages)")
         except trio.ClosedResourceError:
             self._dropped(1, "the adapter process is stopping")
 
     def broadcast(self, topic: str, message: Any, dispatcher: str, from_pid: Pid | None) -> None:
-        envelope = self._envelope(BROADCAST, topic, message, dispatcher, from_pid)
-        self._queue(self.channel.encode(), envelope)
+        self._queue(
+            self._channel_bytes, BROADCAST, self._body(topic, message, dispatcher, from_pid)
+        )
 
     def direct_broadcast(
         self, node: str, topic: str, message: Any, dispatcher: str, from_pid: Pid | None
     ) -> None:
-        envelope = self._envelope(DIRECT, topic, message, dispatcher, from_pid)
-        self._queue(self.node_channel(node).encode(), envelope)
+        body = self._body(topic, message, dispatcher, from_pid)
+        self._queue(self.node_channel(node).encode(), DIRECT, body)
+
+    def envelope(self, kind: str, bodies: list[bytes]) -> bytes:
+        """One Redis message carrying ``bodies`` (encoded broadcasts) from this node."""
+        payload = self.codec.encode(bodies)
+        compressed = self.compression_level > 0
+        if compressed:
+            payload = zlib.compress(payload, self.compression_level)
+        return self.codec.encode((VERSION, kind, self.node_name(), compressed, payload))
 
     def _dropped(self, count: int, why: str) -> None:
         self.send_drops += count
@@ -295,7 +311,7 @@ class RedisAdapter(Adapter):
             self._subscription = sub
             queues = []
             for _ in range(self.config.pool_size):
-                send, receive_ = trio.open_memory_channel[tuple[bytes, bytes]](self.max_queue)
+                send, receive_ = trio.open_memory_channel[tuple[bytes, str, bytes]](self.max_queue)
                 queues.append(send)
                 nursery.start_soon(self._publish_loop, redis, receive_)
             nursery.start_soon(self._refuse_mail)
@@ -307,6 +323,13 @@ class RedisAdapter(Adapter):
                 ready.set()
                 async for message in sub:
                     await self._arrived(me, node_channel, message)
+                    # What else is waiting, without a checkpoint each (bounded by max_buffer).
+                    while True:
+                        try:
+                            message = sub.receive_nowait()
+                        except (trio.WouldBlock, trio.EndOfChannel):
+                            break
+                        await self._arrived(me, node_channel, message)
             finally:
                 self._live = None
                 for queue in queues:
@@ -314,9 +337,16 @@ class RedisAdapter(Adapter):
                 nursery.cancel_scope.cancel()
 
     async def _publish_loop(
-        self, redis: RedisConnection, queue: trio.MemoryReceiveChannel[tuple[bytes, bytes]]
+        self, redis: RedisConnection, queue: trio.MemoryReceiveChannel[tuple[bytes, str, bytes]]
     ) -> None:
-        """Publish one shard's queue in order, as many at a time as are waiting."""
+        """Publish one shard's queue in order, as many at a time as are waiting.
+
+        Consecutive broadcasts to the same channel travel in one envelope (up
+        to ``MAX_BATCH`` of them and ``max_message_size`` bytes of bodies), so
+        that Redis and every receiver handle one message for many; the
+        envelopes go out pipelined, in the order of their broadcasts.
+        """
+        limit = self.max_message_size
         async for first in queue:
             batch = [first]
             while len(batch) < MAX_BATCH:
@@ -324,12 +354,28 @@ class RedisAdapter(Adapter):
                     batch.append(queue.receive_nowait())
                 except (trio.WouldBlock, trio.EndOfChannel):
                     break
+            messages: list[tuple[bytes, bytes]] = []
+            counts: list[int] = []
+            channel, kind, bodies, size = batch[0][0], batch[0][1], [batch[0][2]], len(batch[0][2])
+            for next_channel, next_kind, body in batch[1:]:
+                if next_channel == channel and size + len(body) <= limit:
+                    bodies.append(body)
+                    size += len(body)
+                    continue
+                messages.append((channel, self.envelope(kind, bodies)))
+                counts.append(len(bodies))
+                channel, kind, bodies, size = next_channel, next_kind, [body], len(body)
+            messages.append((channel, self.envelope(kind, bodies)))
+            counts.append(len(bodies))
             try:
-                await redis.publish_many(batch)
+                if len(messages) == 1:  # a lone envelope: no pipeline to set up
+                    await redis.publish(*messages[0])
+                else:
+                    await redis.publish_many(messages)
             except RedisUnavailableError as error:
-                self._dropped(len(batch), f"{error} (their outcome is unknown)")
+                self._dropped(sum(counts), f"{error} (their outcome is unknown)")
             except RedisCommandError as error:
-                self._dropped(len(batch), str(error))
+                self._dropped(sum(counts), str(error))
 
     async def _refuse_mail(self) -> None:
         """Nothing is sent to this process: report (rate-limited) what is."""
@@ -342,11 +388,20 @@ class RedisAdapter(Adapter):
         if self._bad_log is not None:
             self._bad_log.report(kind, value, why)
 
+    async def _decode(self, codec: Codec, data: bytes) -> Any:
+        """``codec.decode(data)``; a large input in steps, letting others run in between."""
+        if len(data) <= STEP_DECODE_ABOVE:
+            return codec.decode(data)
+        decoding = codec.decode_steps(data)
+        while not decoding.step():
+            await trio.lowlevel.checkpoint()
+        return decoding.value
+
     async def _arrived(self, me: str, node_channel: bytes, message: RedisMessage) -> None:
-        """Check an envelope from Redis and hand its message to local dispatch."""
+        """Check an envelope from Redis and hand its broadcasts to local dispatch."""
         data = message.data
         try:
-            envelope = self.codec.decode(data)
+            envelope = await self._decode(self.codec, data)
         except DecodeError as exc:
             self._refuse(f"envelope ({exc})", data, "undecodable")
             return
@@ -361,29 +416,36 @@ class RedisAdapter(Adapter):
         ):
             self._refuse("envelope", envelope, "malformed")
             return
-        _, kind, origin, compressed, body = envelope
+        _, kind, origin, compressed, payload = envelope
         if kind == BROADCAST and origin == me:
-            return  # our own broadcast: local subscribers had it from the publisher
+            return  # our own broadcasts: local subscribers had them from the publisher
         if (kind == DIRECT) != (message.channel == node_channel):
             self._refuse("envelope", envelope, "misdirected")
             return
         if compressed:
             try:
                 inflater = zlib.decompressobj()
-                body = inflater.decompress(body, self.max_message_size + 1)
-                if len(body) > self.max_message_size or not inflater.eof:
+                payload = inflater.decompress(payload, self.codec.max_size + 1)
+                if len(payload) > self.codec.max_size or not inflater.eof:
                     raise zlib.error("over max_message_size, or truncated")
             except zlib.error as exc:
                 self._refuse(f"envelope ({exc})", envelope, "undecompressable")
                 return
         try:
-            if len(body) > STEP_DECODE_ABOVE:
-                decoding = self.codec.decode_steps(body)
-                while not decoding.step():
-                    await trio.lowlevel.checkpoint()
-                value = decoding.value
-            else:
-                value = self.codec.decode(body)
+            bodies = await self._decode(self.codec, payload)
+        except DecodeError as exc:
+            self._refuse(f"envelope ({exc})", payload, "undecodable")
+            return
+        if type(bodies) is not list or any(type(body) is not bytes for body in bodies):
+            self._refuse("envelope", bodies, "malformed")
+            return
+        for body in bodies:
+            await self._deliver(body)
+
+    async def _deliver(self, body: bytes) -> None:
+        """Decode one broadcast and dispatch it on this node; refuse it if malformed."""
+        try:
+            value = await self._decode(self.body_codec, body)
         except DecodeError as exc:
             self._refuse(f"broadcast ({exc})", body, "undecodable")
             return

@@ -28,7 +28,7 @@ from beamlet.apps.pubsub import (
 )
 from beamlet.apps.pubsub._redis_adapter import RedisAdapter
 from beamlet.apps.pubsub.testing import CHECKS, check_pubsub_adapter
-from beamlet.cluster import encode
+from beamlet.cluster import decode, encode
 from redis_server import RedisServer
 
 WAIT = 10.0
@@ -312,25 +312,38 @@ async def test_garbage_on_the_channels_is_dropped_counted_and_logged(
         inboxes = await start_chat(cluster, stop, redis=fast(redis_server))
         channel = "beamlet:chat"
         b_channel = "beamlet:chat:node:b@redis-test"
-        body = encode(("room", "forged", "beamlet.pubsub", None))
+        good = encode(("room", "forged", "beamlet.pubsub", None))
+
+        def env(*fields: Any) -> bytes:
+            return encode(fields)
+
+        def bodies(*items: bytes) -> bytes:
+            return encode(list(items))
+
         garbage = [
             (channel, b"\xc1 not msgpack"),
             (channel, b""),
             (channel, encode("not a tuple")),
-            (channel, encode((2, "b", "x@y", False, body))),  # another version
-            (channel, encode((1, "q", "x@y", False, body))),  # unknown kind
-            (channel, encode((1, "b", 7, False, body))),  # origin not a str
-            (channel, encode((1, "b", "x@y", "no", body))),  # flag not a bool
-            (channel, encode((1, "b", "x@y", False, "not bytes"))),
-            (channel, encode((1, "d", "x@y", False, body))),  # a direct one on the common channel
-            (b_channel, encode((1, "b", "x@y", False, body))),  # a broadcast on b's own
-            (channel, encode((1, "b", "x@y", True, b"not zlib"))),
-            (channel, encode((1, "b", "x@y", True, zlib.compress(b"\0" * 10_000_000)))),  # a bomb
-            (channel, encode((1, "b", "x@y", False, b"\xc1"))),
-            (channel, encode((1, "b", "x@y", False, encode(("room", "x"))))),
-            (channel, encode((1, "b", "x@y", False, encode((7, "x", "beamlet.pubsub", None))))),
-            (channel, encode((1, "b", "x@y", False, encode(("room", "x", "no.such", None))))),
-            (channel, encode((1, "b", "x@y", False, encode(("room", "x", "beamlet.pubsub", 5))))),
+            (channel, env(2, "b", "x@y", False, bodies(good))),  # another version
+            (channel, env(1, "q", "x@y", False, bodies(good))),  # unknown kind
+            (channel, env(1, "b", 7, False, bodies(good))),  # origin not a str
+            (channel, env(1, "b", "x@y", "no", bodies(good))),  # flag not a bool
+            (channel, env(1, "b", "x@y", False, "not bytes")),
+            (channel, env(1, "d", "x@y", False, bodies(good))),  # direct on the common channel
+            (b_channel, env(1, "b", "x@y", False, bodies(good))),  # a broadcast on b's own
+            (channel, env(1, "b", "x@y", True, b"not zlib")),
+            (channel, env(1, "b", "x@y", True, zlib.compress(b"\0" * 10_000_000))),  # a bomb
+            (channel, env(1, "b", "x@y", False, b"\xc1")),  # a payload that does not decode
+            (channel, env(1, "b", "x@y", False, encode("not a list"))),
+            (channel, env(1, "b", "x@y", False, encode([good, "not bytes"]))),
+            (channel, env(1, "b", "x@y", False, bodies(b"\xc1"))),  # a body that does not decode
+            (channel, env(1, "b", "x@y", False, bodies(encode(("room", "x"))))),
+            (channel, env(1, "b", "x@y", False, bodies(encode((7, "x", "beamlet.pubsub", None))))),
+            (channel, env(1, "b", "x@y", False, bodies(encode(("room", "x", "no.such", None))))),
+            (
+                channel,
+                env(1, "b", "x@y", False, bodies(encode(("room", "x", "beamlet.pubsub", 5)))),
+            ),
         ]
         async with open_redis(redis_server.url) as redis:
             await redis.publish_many(garbage)
@@ -345,6 +358,45 @@ async def test_garbage_on_the_channels_is_dropped_counted_and_logged(
         await inboxes["b"].until(lambda items: items == ["still serving"])
         refused = [r for r in caplog.records if "refused" in r.getMessage()]
         assert 1 <= len(refused) <= 2  # one line per node per period, at most
+        stop.set()
+
+
+async def test_an_envelope_of_several_with_a_bad_one_delivers_the_good_ones(
+    redis_server: RedisServer,
+) -> None:
+    stop = trio.Event()
+    async with local_nodes("a", "b") as cluster:
+        inboxes = await start_chat(cluster, stop, redis=fast(redis_server))
+        good = [encode(("room", i, "beamlet.pubsub", None)) for i in range(3)]
+        bad = encode(("room", "x", "no.such", None))
+        envelope = encode((1, "b", "x@y", False, encode([good[0], bad, good[1], good[2]])))
+        async with open_redis(redis_server.url) as redis:
+            await redis.publish("beamlet:chat", envelope)
+        await inboxes["b"].until(lambda items: len(items) == 3)
+        assert inboxes["b"].items == [0, 1, 2]
+        assert (await cluster.run("b", _stats))["bad_input"] == 1
+        stop.set()
+
+
+async def test_a_burst_travels_in_few_envelopes(redis_server: RedisServer) -> None:
+    """Broadcasts queued together go out together: far fewer Redis messages than broadcasts."""
+    stop = trio.Event()
+    async with local_nodes("a", "b") as cluster, open_redis(redis_server.url) as redis:
+        inboxes = await start_chat(cluster, stop, redis=fast(redis_server))
+        async with redis.subscribe("beamlet:chat") as spy:
+            with trio.fail_after(WAIT):
+                await spy.wait_subscribed()
+            await cluster.run("a", _broadcast, *range(2000))
+            await inboxes["b"].until(lambda items: len(items) == 2000)
+            assert inboxes["b"].items == list(range(2000))
+            envelopes = carried = 0
+            with trio.fail_after(WAIT):
+                async for message in spy:
+                    envelopes += 1
+                    carried += len(decode(decode(message.data)[4]))
+                    if carried == 2000:
+                        break
+        assert 4 <= envelopes <= 20  # at most MAX_BATCH (512) a message
         stop.set()
 
 
