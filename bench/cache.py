@@ -70,7 +70,7 @@ async def measure_gets(rounds: int, repeat: int) -> dict[str, list[float]]:
     for key, value in plain.items():
         ttl_cache[key] = value
     results: dict[str, list[float]] = {"dict": [], "cachetools": [], "beamlet": []}
-    async with open_node() as node:
+    async with open_node(watchdog_threshold=None) as node:
 
         async def body() -> None:
             await Cache.start_link("bench", ttl=300.0)
@@ -165,7 +165,7 @@ async def measure_fetch(rounds: int, callers: int) -> dict[str, list[float]]:
         await trio.lowlevel.checkpoint()
         return 1
 
-    async with open_node() as node:
+    async with open_node(watchdog_threshold=None) as node:
 
         async def body() -> None:
             await Cache.start_link("bench")
@@ -240,7 +240,7 @@ async def serve_b(cookie: str) -> None:
 def run_b(cookie: str) -> None:
     from beamlet.cluster import run
 
-    run(serve_b, cookie, name=free_node_name("b"), cookie=cookie, port=0)
+    run(serve_b, cookie, name=free_node_name("b"), cookie=cookie, port=0, watchdog_threshold=None)
 
 
 @contextmanager
@@ -272,7 +272,9 @@ async def measure_invalidation(
     from beamlet.cluster import connect, open_node as open_dist_node
 
     results: dict[str, list[float]] = {"invalidation": [], "ping": []}
-    async with open_dist_node(free_node_name("a"), cookie=cookie, port=0) as node:
+    async with open_dist_node(
+        free_node_name("a"), cookie=cookie, port=0, watchdog_threshold=None
+    ) as node:
 
         async def body() -> None:
             await PubSub.start_link("bench_ps")

@@ -21,7 +21,7 @@ from ._errors import (
     FetchAbortedError as FetchAbortedError,
     UnknownCacheError as UnknownCacheError,
 )
-from ._server import Invalidate as Invalidate
+from ._invalidation import Invalidate as Invalidate
 from ._store import (
     CacheStats as CacheStats,
     EntryTooLargeError as EntryTooLargeError,

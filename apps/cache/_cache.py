@@ -36,8 +36,11 @@ from beamlet.actors.lowlevel import (
 )
 from beamlet.cluster import encode
 
+from .._redis import RedisOptions
 from . import _file
 from ._errors import CacheClosedError, CacheFileError, FetchAbortedError, UnknownCacheError
+from ._invalidation import ALL_KEYS
+from ._l2 import _MISS as _L2_MISS, SecondTier, coerce_options
 from ._store import CacheStats, CacheStore, EntryTooLargeError, _check_ttl
 
 __all__ = ["CACHES", "Cache", "NoCache", "WithTTL", "lookup"]
@@ -56,9 +59,6 @@ DEFAULT_SWEEP_INTERVAL = 3.0
 CACHES: NodeVar[Cache] = NodeVar("beamlet.apps.cache")
 
 _MISS: Any = object()
-
-#: In a batch of invalidations: "every key" (a ``clear``).
-ALL_KEYS: Any = object()
 
 
 @attrs.frozen
@@ -113,6 +113,7 @@ class _Options:
     sweep_interval: float | None
     ttl_jitter: float
     flush_on_cluster_change: bool
+    l2: RedisOptions | None = None
 
 
 def check_options(
@@ -125,6 +126,7 @@ def check_options(
     sweep_interval: object,
     ttl_jitter: object,
     flush_on_cluster_change: object,
+    l2: object = None,
 ) -> _Options:
     """Validate ``Cache.start_link``'s options in the caller, each error naming its option."""
     if not isinstance(name, str) or not name:
@@ -154,6 +156,7 @@ def check_options(
         None if sweep_interval is None else float(sweep_interval),  # type: ignore[arg-type]
         float(ttl_jitter),  # type: ignore[arg-type]
         flush_on_cluster_change,
+        None if l2 is None else coerce_options(l2),
     )
 
 
@@ -258,6 +261,7 @@ class Cache:
         "_invalidations_received",
         "_invalidations_sent",
         "_jitter",
+        "_l2",
         "_name",
         "_node",
         "_now",
@@ -280,6 +284,7 @@ class Cache:
         self._jitter = options.ttl_jitter
         self._random = random.Random()
         self._pubsub = options.pubsub
+        self._l2 = None if options.l2 is None else SecondTier(name, options.l2)
         self._owner = owner
         self._node: Node = owner.node
         self._now = trio.lowlevel.current_clock().current_time
@@ -310,6 +315,7 @@ class Cache:
         ttl_jitter: float = 0.0,
         pubsub: str | None = None,
         flush_on_cluster_change: bool = True,
+        l2: str | Mapping[str, Any] | None = None,
     ) -> Pid:
         """Start the cache ``name`` on this node, owned by a new process linked to the caller.
 
@@ -342,6 +348,13 @@ class Cache:
                 node comes up or goes down (True, the default), so that a
                 cache that may have missed invalidations (a partition, a
                 peer's crash or restart) starts cold rather than stale.
+            l2: a second tier in Redis, shared by the nodes: a Redis URL
+                (``"redis://host:6379/0"``) or a mapping of the connection's
+                options (``url``, ``connect_timeout``, ``command_timeout``,
+                ``reconnect_initial``, ``reconnect_max``, ...). A local miss
+                in ``fetch`` or ``read`` asks Redis before computing; writes
+                go to both. Needs the ``redis`` extra (coredis). The cache
+                starts (and serves from memory) even if Redis is down.
 
         Raises:
             TypeError / ValueError: a bad option (the message names it).
@@ -362,6 +375,7 @@ class Cache:
             sweep_interval,
             ttl_jitter,
             flush_on_cluster_change,
+            l2,
         )
         if pubsub is not None:
             from beamlet.apps.pubsub import node_name
@@ -385,6 +399,7 @@ class Cache:
         ttl_jitter: float = 0.0,
         pubsub: str | None = None,
         flush_on_cluster_change: bool = True,
+        l2: str | Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Describe the cache for a supervisor (a mapping ``ChildSpec`` accepts).
 
@@ -404,6 +419,7 @@ class Cache:
             sweep_interval,
             ttl_jitter,
             flush_on_cluster_change,
+            l2,
         )
         return CacheServer.child_spec(
             name,
@@ -495,6 +511,8 @@ class Cache:
             invalidations_sent=self._invalidations_sent,
             invalidations_received=self._invalidations_received,
             flushes=self._flushes,
+            l2=None if self._l2 is None else self._l2.state,
+            l2_errors=0 if self._l2 is None else self._l2.errors,
         )
 
     # -- writes -------------------------------------------------------------------------
@@ -519,7 +537,14 @@ class Cache:
         """
         if self._pubsub is not None and not _is_wire_key(key):
             self._check_wire_key(key)
+        l2 = self._l2
+        if l2 is None:
+            self._store.put(key, value, self._now(), self._ttl(ttl))
+            self._wrote(key)
+            return
+        rkey, data = l2.redis_key(key), l2.encode_value(key, value)
         self._store.put(key, value, self._now(), self._ttl(ttl))
+        l2.write(rkey, data, self._left(key))
         self._wrote(key)
 
     def put_many(
@@ -531,7 +556,16 @@ class Cache:
             for pair in pairs:
                 if isinstance(pair, tuple) and len(pair) == 2 and not _is_wire_key(pair[0]):
                     self._check_wire_key(pair[0])
+        l2 = self._l2
+        encoded = []
+        if l2 is not None:
+            for pair in pairs:
+                if isinstance(pair, tuple) and len(pair) == 2:
+                    encoded.append((l2.redis_key(pair[0]), l2.encode_value(*pair)))
         self._store.put_many(pairs, self._now(), self._ttl(ttl))
+        if l2 is not None:
+            for (key, _), (rkey, data) in zip(pairs, encoded, strict=True):
+                l2.write(rkey, data, self._left(key))
         for key, _ in pairs:
             self._wrote(key)
 
@@ -541,6 +575,7 @@ class Cache:
         if self._pubsub is not None and not _is_wire_key(key):
             self._check_wire_key(key)
         found = self._store.delete(key, self._now())
+        self._l2_delete(key)
         self._wrote(key)
         return found
 
@@ -550,6 +585,7 @@ class Cache:
         if self._pubsub is not None and not _is_wire_key(key):
             self._check_wire_key(key)
         value = self._store.take(key, self._now(), _MISS)
+        self._l2_delete(key)
         if value is _MISS:
             return default
         self._wrote(key)
@@ -562,6 +598,8 @@ class Cache:
         """
         count = self._store.clear(self._now())
         self._flights.clear()
+        if self._l2 is not None:
+            self._l2.clear()
         if self._pubsub is not None:
             self._announce(ALL_KEYS)
         return count
@@ -621,6 +659,29 @@ class Cache:
     def purge(self) -> int:
         """Drop the expired entries now (the sweep); return how many."""
         return self._store.purge_expired(self._now())
+
+    async def read(self, key: Hashable, default: Any = None) -> Any:
+        """``get``, through the second tier: on a local miss, the value Redis has.
+
+        A value found in Redis fills the local table, for the time Redis
+        has left on it (the cache's ``ttl`` if none). Without a second tier,
+        or while Redis is down, it is ``get`` (with a checkpoint).
+
+        Cancellation:
+            Safe: a cancelled read fills nothing.
+        """
+        value = self._store.get(key, self._now(), _MISS)
+        l2 = self._l2
+        if value is not _MISS or l2 is None:
+            await trio.lowlevel.checkpoint()
+            return default if value is _MISS else value
+        found = await l2.read(key)
+        if found is _L2_MISS:
+            return default
+        value, left = found
+        if not self.closed:
+            self._fill(key, value, left)
+        return value
 
     # -- fetch --------------------------------------------------------------------------
 
@@ -686,25 +747,32 @@ class Cache:
         return flight.value
 
     async def sync(self, timeout: float | None = 5.0) -> None:
-        """Wait until the owner process has handled every message that reached it before.
+        """Wait until the owner process has handled every message that reached it before,
+        and the second tier's writer has sent every write made before.
 
-        That is: the invalidations that were delivered to it, the sweep
-        that was due, the cluster changes. A process subscribed to the
-        cache's topic on the same PubSub gets each ``Invalidate`` as the
-        owner does; after ``sync`` the owner has applied it. Tests and
-        benchmarks use it; a cache's readers never need to wait. Call it
-        from a process.
+        That is: the invalidations that were delivered to the owner, the
+        sweep that was due, the cluster changes; with ``l2``, the writes to
+        Redis (sent, or failed while Redis is down). A process subscribed to
+        the cache's topic on the same PubSub gets each ``Invalidate`` as the
+        owner does; after ``sync`` the owner has applied it. Tests,
+        benchmarks and shutdown code use it; a cache's readers never need
+        to wait. Call it from a process.
 
         Raises:
             CallTimeoutError: the owner did not answer in ``timeout`` seconds.
             CallExitError: the owner has exited.
+            trio.TooSlowError: the second tier's writer did not catch up in
+                ``timeout`` seconds.
 
         Cancellation:
             Safe: nothing changes.
         """
         from ._server import _SYNC
 
-        await call(self._owner.pid, _SYNC, timeout=timeout)
+        with trio.fail_after(math.inf if timeout is None else timeout):
+            await call(self._owner.pid, _SYNC, timeout=timeout)
+            if self._l2 is not None:
+                await self._l2.wait_idle()
 
     # -- dump and load ------------------------------------------------------------------
 
@@ -787,6 +855,21 @@ class Cache:
             return ttl
         return ttl * (1.0 - self._jitter * self._random.random())
 
+    def _left(self, key: Any) -> float | None:
+        """Seconds left to the entry under ``key`` (None: it never expires; 0: gone)."""
+        left = self._store.ttl(key, self._now())
+        if left is None:
+            return 0.0
+        return None if left == math.inf else left
+
+    def _l2_delete(self, key: Any) -> None:
+        l2 = self._l2
+        if l2 is not None:
+            try:
+                l2.delete(l2.redis_key(key))
+            except TypeError:
+                pass  # a key that cannot be encoded cannot be in Redis
+
     def _wrote(self, key: Any) -> None:
         """After a write or delete of ``key``: detach its computation, tell the others."""
         if self._flights:
@@ -797,7 +880,10 @@ class Cache:
     def _announce(self, key: Any) -> None:
         pending = self._pending
         if not pending:
-            self._owner.deliver(_FLUSH)
+            if self._l2 is not None:
+                self._l2.poke()  # its writer broadcasts, once Redis has the writes
+            else:
+                self._owner.deliver(_FLUSH)
         pending.append(key)
 
     def _check_wire_key(self, key: Any) -> None:
@@ -823,6 +909,14 @@ class Cache:
             result = store.incr(key, now, arg, default=default, ttl=ttl)
         else:
             result = store.decr(key, now, arg, default=default, ttl=ttl)
+        l2 = self._l2
+        if l2 is not None:
+            value = store.get(key, now, _MISS)
+            try:
+                l2.write(l2.redis_key(key), l2.encode_value(key, value), self._left(key))
+            except (TypeError, ValueError) as exc:
+                self._l2_delete(key)  # no older value must stay there
+                l2.bad_values.report("value", key, f"kept here only, not in Redis: {exc}")
         self._wrote(key)
         return result
 
@@ -849,8 +943,16 @@ class Cache:
             else:
                 value = result
             flight.value = value
-            if current and not self.closed:
-                self._fill(flight.key, value, ttl)
+            if current and not self.closed and self._fill(flight.key, value, ttl):
+                l2 = self._l2
+                if l2 is not None:
+                    key = flight.key
+                    try:
+                        rkey, data = l2.redis_key(key), l2.encode_value(key, value)
+                    except (TypeError, ValueError) as exc:
+                        l2.bad_values.report("value", key, f"kept here only, not in Redis: {exc}")
+                    else:
+                        l2.write(rkey, data, self._left(key))
         flight.done.set()
 
     def _fail(self, flight: _Flight, error: BaseException) -> None:
@@ -867,6 +969,8 @@ class Cache:
         for flight in list(self._flights.values()):
             if flight.proc is not None:
                 flight.proc.kill("shutdown")
+        if self._l2 is not None and self._l2.proc is not None:
+            self._l2.proc.kill("shutdown")
 
 
 class _Flush:
@@ -890,6 +994,16 @@ async def _compute(
 ) -> None:
     """The process of one ``fetch`` computation."""
     try:
+        l2 = cache._l2
+        if l2 is not None:
+            found = await l2.read(flight.key)
+            if found is not _L2_MISS:
+                value, left = found
+                if cache._flights.get(flight.key) is flight and not cache.closed:
+                    cache._fill(flight.key, value, left)
+                flight.proc = None
+                cache._land(flight, NoCache(value), None)
+                return
         result = compute(*args)
         if inspect.isawaitable(result):
             result = await result

@@ -19,42 +19,18 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import attrs
+import trio
 from beamlet.actors import From, GenServer, Pid, send_after
 from beamlet.actors.lowlevel import BadInputLog, add_exit_hook, current_process, short_repr
-from beamlet.apps.pubsub import broadcast_from, subscribe
-from beamlet.cluster import NodeDown, NodeUp, NotDistributedError, message, monitor_nodes
+from beamlet.apps.pubsub import subscribe
+from beamlet.cluster import NodeDown, NodeUp, NotDistributedError, monitor_nodes
 
-from ._cache import _FLUSH, ALL_KEYS, CACHES, Cache, _Options
+from ._cache import _FLUSH, CACHES, Cache, _Options
+from ._invalidation import Invalidate, broadcast_invalidation, topic
 
-__all__ = ["CacheServer", "Invalidate", "topic"]
+__all__ = ["CacheServer"]
 
 logger = logging.getLogger("beamlet.cache")
-
-
-@message(name="beamlet/cache.Invalidate")
-@attrs.frozen
-class Invalidate:
-    """Keys written on one node, broadcast so that the others drop their copies.
-
-    Only the keys travel, never the values (FunWithFlags' notifications do
-    the same): a node that needs the new value reads it again.
-
-    Attributes:
-        cache: the cache's name.
-        keys: the keys written, in order; ``None``: every key (a ``clear``).
-        origin: the owner process of the cache that wrote them; a node
-            ignores its own.
-    """
-
-    cache: str
-    keys: tuple[Any, ...] | None
-    origin: Pid
-
-
-def topic(name: str) -> str:
-    """The PubSub topic of the cache called ``name``."""
-    return f"beamlet.cache:{name}"
 
 
 class _Sweep:
@@ -71,9 +47,6 @@ _SWEEP = _Sweep()
 #: The one call the owner serves (``Cache.sync``).
 _SYNC = "beamlet.cache.sync"
 
-#: The most keys in one ``Invalidate`` message.
-_BATCH = 1000
-
 
 class CacheServer(GenServer):
     """The owner process of one cache on one node (see the module's docstring)."""
@@ -85,8 +58,13 @@ class CacheServer(GenServer):
         self.pid = proc.pid
         self.bad_input = BadInputLog(f"cache {name!r}", logger)
         self.cache = cache = Cache(name, options, proc)
-        CACHES.set(cache, key=name)
         add_exit_hook(proc, lambda pid, reason: cache._close(reason))
+        tier = cache._l2
+        if tier is not None:
+            ready = trio.Event()
+            tier.proc = proc.node.spawn_process(tier.run, (cache, ready), link_to=proc)
+            await ready.wait()  # Redis was tried once (up or not, the cache serves)
+        CACHES.set(cache, key=name)
         if options.pubsub is not None:
             subscribe(options.pubsub, topic(name))
             if options.flush_on_cluster_change:
@@ -130,42 +108,11 @@ class CacheServer(GenServer):
         pending = cache._pending
         if not pending:
             return
-        keys: tuple[Any, ...] | None = None if ALL_KEYS in pending else tuple(pending)
+        keys = list(pending)
         pending.clear()
-        self._broadcast(Invalidate(self.name, keys, self.pid))
+        assert self.options.pubsub is not None
+        broadcast_invalidation(self.options.pubsub, self.name, self.pid, keys)
         cache._invalidations_sent += 1
-
-    def _broadcast(self, msg: Invalidate) -> None:
-        """Send ``msg`` to the other nodes' caches, in batches the codec takes.
-
-        If a batch cannot be sent (a key over the codec's limits, which
-        ``put`` does not check), the other nodes are told to drop every key
-        instead: they start cold rather than keep a stale entry.
-        """
-        pubsub = self.options.pubsub
-        assert pubsub is not None
-        keys = msg.keys
-        batches = (
-            [msg]
-            if keys is None or len(keys) <= _BATCH
-            else [
-                Invalidate(msg.cache, keys[i : i + _BATCH], msg.origin)
-                for i in range(0, len(keys), _BATCH)
-            ]
-        )
-        try:
-            for batch in batches:
-                broadcast_from(pubsub, self.pid, topic(self.name), batch)
-        except (TypeError, ValueError) as exc:
-            logger.error(
-                "cache %r could not broadcast an invalidation (%s): "
-                "the other nodes are told to clear this cache instead",
-                self.name,
-                exc,
-            )
-            broadcast_from(
-                pubsub, self.pid, topic(self.name), Invalidate(self.name, None, self.pid)
-            )
 
     def _invalidated(self, msg: Invalidate) -> bool:
         """Apply another node's invalidation; False if the message is malformed."""

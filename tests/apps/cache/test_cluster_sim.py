@@ -11,7 +11,7 @@ import trio
 import trio.testing
 from beamlet.actors import send
 from beamlet.apps.cache import Cache, lookup
-from beamlet.apps.cache._server import Invalidate, topic
+from beamlet.apps.cache._invalidation import Invalidate, topic
 from beamlet.apps.pubsub import PubSub
 from beamlet.cluster.simulation import SimulatedCluster, simulated_cluster
 

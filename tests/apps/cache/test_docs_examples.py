@@ -20,10 +20,15 @@ def python_blocks(markdown: Path) -> list[str]:
     return re.findall(r"```python\n(.*?)```", markdown.read_text(), flags=re.DOTALL)
 
 
+#: The examples that need a Redis (given its URL as their argument).
+WITH_REDIS = {"cache_redis.py"}
+
+
 @pytest.mark.parametrize("path", EXAMPLE_FILES, ids=[p.name for p in EXAMPLE_FILES])
-def test_example_runs(path: Path, tmp_path: Path) -> None:
+def test_example_runs(path: Path, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    args = [request.getfixturevalue("redis_server").url] if path.name in WITH_REDIS else []
     result = subprocess.run(
-        [sys.executable, str(path)], cwd=tmp_path, capture_output=True, text=True, timeout=50
+        [sys.executable, str(path), *args], cwd=tmp_path, capture_output=True, text=True, timeout=50
     )
     assert result.returncode == 0, result.stderr
 
