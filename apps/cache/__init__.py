@@ -13,7 +13,7 @@ sweeps expired entries and applies invalidations.
 
 from beamlet.actors.lowlevel import fixup_module_metadata as _fixup
 
-from ._cache import Cache as Cache, NoCache as NoCache, WithTTL as WithTTL, lookup as lookup
+from ._cache import Cache as Cache, lookup as lookup
 from ._cached import CachedFunction as CachedFunction, cached as cached
 from ._errors import (
     CacheClosedError as CacheClosedError,
@@ -21,6 +21,7 @@ from ._errors import (
     FetchAbortedError as FetchAbortedError,
     UnknownCacheError as UnknownCacheError,
 )
+from ._fetch import NoCache as NoCache, WithTTL as WithTTL
 from ._invalidation import Invalidate as Invalidate
 from ._store import (
     CacheStats as CacheStats,

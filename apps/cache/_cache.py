@@ -14,14 +14,13 @@ stop it for the others; callers wait on the flight's event.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
 import os
 import random
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import attrs
 import trio
@@ -31,133 +30,28 @@ from beamlet.actors.lowlevel import (
     Node,
     NodeVar,
     Process,
-    check_number,
     short_repr,
 )
 from beamlet.cluster import encode
 
-from .._redis import RedisOptions
 from . import _file
-from ._errors import CacheClosedError, CacheFileError, FetchAbortedError, UnknownCacheError
+from ._errors import CacheClosedError, CacheFileError, UnknownCacheError
+from ._fetch import Flight, NoCache, WithTTL, compute_process
 from ._invalidation import ALL_KEYS
-from ._l2 import _MISS as _L2_MISS, SecondTier, coerce_options
+from ._l2 import _MISS as _L2_MISS, SecondTier
+from ._options import DEFAULT_MAX_SIZE, DEFAULT_SWEEP_INTERVAL, Options, check_options
 from ._store import CacheStats, CacheStore, EntryTooLargeError, _check_ttl
 
-__all__ = ["CACHES", "Cache", "NoCache", "WithTTL", "lookup"]
+__all__ = ["CACHES", "Cache", "lookup"]
 
 logger = logging.getLogger("beamlet.cache")
 
 T = TypeVar("T")
 
-#: The default bound on the number of entries of a cache.
-DEFAULT_MAX_SIZE = 100_000
-
-#: The default time between two sweeps of expired entries (rolling), as Cachex's Janitor.
-DEFAULT_SWEEP_INTERVAL = 3.0
-
 #: This node's caches, by name, each owned by its owner process.
 CACHES: NodeVar[Cache] = NodeVar("beamlet.apps.cache")
 
 _MISS: Any = object()
-
-
-@attrs.frozen
-class NoCache(Generic[T]):
-    """What a ``fetch`` computation returns to give a value without caching it.
-
-    Every caller waiting for the key gets ``value``; nothing is stored, so the
-    next ``fetch`` computes again. Cachex's ``{:ignore, value}``; use it for
-    "not found" answers or errors that should not stick::
-
-        async def load_user(user_id):
-            row = await db.get_user(user_id)
-            return row if row is not None else NoCache(None)
-
-    Attributes:
-        value: what the waiting callers get.
-    """
-
-    value: T
-
-
-@attrs.frozen
-class WithTTL(Generic[T]):
-    """What a ``fetch`` computation returns to cache its value with a TTL of its own.
-
-    Cachex's ``{:commit, value, expire: ...}``: for values whose lifetime the
-    computation knows (a token and its expiry, say). The cache's
-    ``ttl_jitter`` applies to it as to any TTL.
-
-    Attributes:
-        value: the value, cached and given to every waiting caller.
-        ttl: seconds it lives (``math.inf``: never).
-    """
-
-    value: T
-    ttl: float = attrs.field()
-
-    @ttl.validator
-    def _check(self, attribute: Any, ttl: Any) -> None:
-        _check_ttl("WithTTL ttl", ttl)
-
-
-@attrs.frozen
-class _Options:
-    """The validated options of a cache."""
-
-    max_size: int | None
-    ttl: float | None
-    max_bytes: int | None
-    sizer: Callable[[Any], int] | None
-    pubsub: str | None
-    sweep_interval: float | None
-    ttl_jitter: float
-    flush_on_cluster_change: bool
-    l2: RedisOptions | None = None
-
-
-def check_options(
-    name: object,
-    max_size: object,
-    ttl: object,
-    max_bytes: object,
-    sizer: object,
-    pubsub: object,
-    sweep_interval: object,
-    ttl_jitter: object,
-    flush_on_cluster_change: object,
-    l2: object = None,
-) -> _Options:
-    """Validate ``Cache.start_link``'s options in the caller, each error naming its option."""
-    if not isinstance(name, str) or not name:
-        raise TypeError(f"a cache is named by a non-empty str, not {short_repr(name)}")
-    check_number(max_size, "max_size", integer=True, optional=True)
-    check_number(max_bytes, "max_bytes", integer=True, optional=True)
-    if ttl is not None:
-        _check_ttl("ttl", ttl)
-        if ttl == 0:
-            raise ValueError("ttl (the default TTL) must be a number of seconds > 0 or None, not 0")
-    if sizer is not None and not callable(sizer):
-        raise TypeError(f"sizer must be a callable giving a size in bytes, not {short_repr(sizer)}")
-    if pubsub is not None and (not isinstance(pubsub, str) or not pubsub):
-        raise TypeError(f"pubsub must be the name of a PubSub (a str) or None, not {pubsub!r}")
-    check_number(sweep_interval, "sweep_interval", strict=True, optional=True, unit="seconds")
-    check_number(ttl_jitter, "ttl_jitter")
-    if not ttl_jitter < 1:  # type: ignore[operator]
-        raise ValueError(f"ttl_jitter must be a fraction of the TTL in [0, 1), not {ttl_jitter!r}")
-    if not isinstance(flush_on_cluster_change, bool):
-        raise TypeError(f"flush_on_cluster_change must be a bool, not {flush_on_cluster_change!r}")
-    return _Options(
-        max_size,  # type: ignore[arg-type]
-        None if ttl is None else float(ttl),  # type: ignore[arg-type]
-        max_bytes,  # type: ignore[arg-type]
-        sizer,  # type: ignore[arg-type]
-        pubsub,
-        None if sweep_interval is None else float(sweep_interval),  # type: ignore[arg-type]
-        float(ttl_jitter),  # type: ignore[arg-type]
-        flush_on_cluster_change,
-        None if l2 is None else coerce_options(l2),
-    )
 
 
 def lookup(name: str) -> Cache:
@@ -193,19 +87,6 @@ class _ClosedStore:
 
     def __len__(self) -> int:
         raise CacheClosedError(self.name, self.reason)
-
-
-class _Flight:
-    """One computation of a key, and the callers waiting for it."""
-
-    __slots__ = ("done", "error", "key", "proc", "value")
-
-    def __init__(self, key: Any) -> None:
-        self.key = key
-        self.done = trio.Event()
-        self.value: Any = None
-        self.error: BaseException | None = None
-        self.proc: Process | None = None
 
 
 def _is_wire_key(key: Any) -> bool:
@@ -272,7 +153,7 @@ class Cache:
         "_store",
     )
 
-    def __init__(self, name: str, options: _Options, owner: Process) -> None:
+    def __init__(self, name: str, options: Options, owner: Process) -> None:
         self._name = name
         self._store: CacheStore = CacheStore(
             max_size=options.max_size,
@@ -288,7 +169,7 @@ class Cache:
         self._owner = owner
         self._node: Node = owner.node
         self._now = trio.lowlevel.current_clock().current_time
-        self._flights: dict[Any, _Flight] = {}
+        self._flights: dict[Any, Flight] = {}
         self._pending: list[Any] = []
         self._computations = 0
         self._invalidations_sent = 0
@@ -734,10 +615,12 @@ class Cache:
         if flight is None:
             if self._pubsub is not None and not _is_wire_key(key):
                 self._check_wire_key(key)
-            flight = self._flights[key] = _Flight(key)
+            flight = self._flights[key] = Flight(key)
             self._computations += 1
             try:
-                flight.proc = self._node.spawn_process(_compute, (self, flight, compute, args, ttl))
+                flight.proc = self._node.spawn_process(
+                    compute_process, (self, flight, compute, args, ttl)
+                )
             except BaseException:
                 del self._flights[key]
                 raise
@@ -929,7 +812,7 @@ class Cache:
             return False
         return True
 
-    def _land(self, flight: _Flight, result: Any, ttl: float | None) -> None:
+    def _land(self, flight: Flight, result: Any, ttl: float | None) -> None:
         """A computation ended with ``result``: cache it (if still wanted), wake the waiters."""
         current = self._flights.get(flight.key) is flight
         if current:
@@ -955,7 +838,7 @@ class Cache:
                         l2.write(rkey, data, self._left(key))
         flight.done.set()
 
-    def _fail(self, flight: _Flight, error: BaseException) -> None:
+    def _fail(self, flight: Flight, error: BaseException) -> None:
         if self._flights.get(flight.key) is flight:
             del self._flights[flight.key]
         flight.error = error
@@ -983,44 +866,3 @@ class _Flush:
 
 
 _FLUSH = _Flush()
-
-
-async def _compute(
-    cache: Cache,
-    flight: _Flight,
-    compute: Callable[..., Any],
-    args: tuple[Any, ...],
-    ttl: float | None,
-) -> None:
-    """The process of one ``fetch`` computation."""
-    try:
-        l2 = cache._l2
-        if l2 is not None:
-            found = await l2.read(flight.key)
-            if found is not _L2_MISS:
-                value, left = found
-                if cache._flights.get(flight.key) is flight and not cache.closed:
-                    cache._fill(flight.key, value, left)
-                flight.proc = None
-                cache._land(flight, NoCache(value), None)
-                return
-        result = compute(*args)
-        if inspect.isawaitable(result):
-            result = await result
-    except Exception as exc:
-        cache._fail(flight, exc)
-        return
-    except BaseException:
-        cache._fail(
-            flight,
-            FetchAbortedError(
-                cache.name,
-                flight.key,
-                "the computation was stopped before it ended "
-                "(the cache's owner exited, or its process was killed)",
-            ),
-        )
-        raise
-    finally:
-        flight.proc = None
-    cache._land(flight, result, ttl)

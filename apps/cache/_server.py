@@ -25,8 +25,9 @@ from beamlet.actors.lowlevel import BadInputLog, add_exit_hook, current_process,
 from beamlet.apps.pubsub import subscribe
 from beamlet.cluster import NodeDown, NodeUp, NotDistributedError, monitor_nodes
 
-from ._cache import _FLUSH, CACHES, Cache, _Options
+from ._cache import _FLUSH, CACHES, Cache
 from ._invalidation import Invalidate, broadcast_invalidation, topic
+from ._options import Options
 
 __all__ = ["CacheServer"]
 
@@ -51,7 +52,7 @@ _SYNC = "beamlet.cache.sync"
 class CacheServer(GenServer):
     """The owner process of one cache on one node (see the module's docstring)."""
 
-    async def init(self, name: str, options: _Options) -> None:
+    async def init(self, name: str, options: Options) -> None:
         proc = current_process()
         self.name = name
         self.options = options

@@ -1,0 +1,80 @@
+"""The options of a cache: checked in the caller of ``start_link``, before anything starts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+from beamlet.actors.lowlevel import check_number, short_repr
+
+from .._redis import RedisOptions
+from ._l2 import coerce_options
+from ._store import _check_ttl
+
+__all__ = ["DEFAULT_MAX_SIZE", "DEFAULT_SWEEP_INTERVAL", "Options", "check_options"]
+
+#: The default bound on the number of entries of a cache.
+DEFAULT_MAX_SIZE = 100_000
+
+#: The default time between two sweeps of expired entries (rolling), as Cachex's Janitor.
+DEFAULT_SWEEP_INTERVAL = 3.0
+
+
+@attrs.frozen
+class Options:
+    """The validated options of a cache."""
+
+    max_size: int | None
+    ttl: float | None
+    max_bytes: int | None
+    sizer: Callable[[Any], int] | None
+    pubsub: str | None
+    sweep_interval: float | None
+    ttl_jitter: float
+    flush_on_cluster_change: bool
+    l2: RedisOptions | None = None
+
+
+def check_options(
+    name: object,
+    max_size: object,
+    ttl: object,
+    max_bytes: object,
+    sizer: object,
+    pubsub: object,
+    sweep_interval: object,
+    ttl_jitter: object,
+    flush_on_cluster_change: object,
+    l2: object = None,
+) -> Options:
+    """Validate ``Cache.start_link``'s options in the caller, each error naming its option."""
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"a cache is named by a non-empty str, not {short_repr(name)}")
+    check_number(max_size, "max_size", integer=True, optional=True)
+    check_number(max_bytes, "max_bytes", integer=True, optional=True)
+    if ttl is not None:
+        _check_ttl("ttl", ttl)
+        if ttl == 0:
+            raise ValueError("ttl (the default TTL) must be a number of seconds > 0 or None, not 0")
+    if sizer is not None and not callable(sizer):
+        raise TypeError(f"sizer must be a callable giving a size in bytes, not {short_repr(sizer)}")
+    if pubsub is not None and (not isinstance(pubsub, str) or not pubsub):
+        raise TypeError(f"pubsub must be the name of a PubSub (a str) or None, not {pubsub!r}")
+    check_number(sweep_interval, "sweep_interval", strict=True, optional=True, unit="seconds")
+    check_number(ttl_jitter, "ttl_jitter")
+    if not ttl_jitter < 1:  # type: ignore[operator]
+        raise ValueError(f"ttl_jitter must be a fraction of the TTL in [0, 1), not {ttl_jitter!r}")
+    if not isinstance(flush_on_cluster_change, bool):
+        raise TypeError(f"flush_on_cluster_change must be a bool, not {flush_on_cluster_change!r}")
+    return Options(
+        max_size,  # type: ignore[arg-type]
+        None if ttl is None else float(ttl),  # type: ignore[arg-type]
+        max_bytes,  # type: ignore[arg-type]
+        sizer,  # type: ignore[arg-type]
+        pubsub,
+        None if sweep_interval is None else float(sweep_interval),  # type: ignore[arg-type]
+        float(ttl_jitter),  # type: ignore[arg-type]
+        flush_on_cluster_change,
+        None if l2 is None else coerce_options(l2),
+    )
