@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import trio
-from beamlet.actors import Node, open_node
+from beamlet.actors import Node, open_node, receive
 from beamlet.apps.cache import Cache, lookup
 from beamlet.cluster import encode
 
@@ -216,3 +216,55 @@ async def test_the_cache_starts_while_redis_is_down(redis_server: Any) -> None:
             cache.put("b", 2)
             await sync(node, cache)
             assert await redis_value(cache, "b") == encode(2)
+
+
+async def test_with_pubsub_a_node_rereads_the_new_value_from_redis(redis_server: Any) -> None:
+    """The writer broadcasts the invalidation only once Redis has the new value."""
+    from beamlet.apps.cache import Invalidate
+    from beamlet.apps.pubsub import PubSub, subscribe
+    from beamlet.cluster.simulation import simulated_cluster
+
+    url = redis_server.url
+
+    async def holder(ready: trio.Event) -> None:
+        await PubSub.start_link("ps")
+        await Cache.start_link("c", pubsub="ps", l2={"url": url, **FAST})
+        ready.set()
+        await trio.sleep_forever()
+
+    with trio.fail_after(30):
+        async with simulated_cluster(["a", "b"]) as sim:  # real time: Redis is real
+            caches = []
+            for short in ("a", "b"):
+                ready = trio.Event()
+                sim.spawn(short, holder, ready)
+                await ready.wait()
+                caches.append(await sim.run(short, _lookup))
+            a, b = caches
+            calls: list[Any] = []
+            heard = trio.Event()
+
+            async def listen() -> None:
+                subscribe("ps", b.topic)
+                while True:
+                    msg = await receive()
+                    if isinstance(msg, Invalidate) and msg.keys and "price" in msg.keys:
+                        await b.sync()
+                        heard.set()
+
+            sim.spawn("b", listen)
+            for n in range(100):  # until the PubSub shards have met through pg
+                key = ("probe", n)
+                await b.fetch(key, constant("x", []))
+                a.put(key, "y")
+                await trio.sleep(0.05)
+                if key not in b:
+                    break
+            assert await b.fetch("price", constant(100, calls)) == 100
+            await sim.run("b", b.sync)  # b's writer has put 100 in Redis
+            a.put("price", 90)
+            await heard.wait()
+            assert "price" not in b
+            # b reads Redis again, and finds the new price there, not the old one.
+            assert await b.fetch("price", constant(-1, calls)) == 90
+            assert calls == [100]
