@@ -235,7 +235,9 @@ class Cache:
                 ``reconnect_initial``, ``reconnect_max``, ...). A local miss
                 in ``fetch`` or ``read`` asks Redis before computing; writes
                 go to both. Needs the ``redis`` extra (coredis). The cache
-                starts (and serves from memory) even if Redis is down.
+                starts (and serves from memory) even if Redis is down:
+                ``start_link`` waits for one attempt to reach it, at most
+                ``connect_timeout + command_timeout`` seconds.
 
         Raises:
             TypeError / ValueError: a bad option (the message names it).
