@@ -4,7 +4,10 @@ The Redis PubSub adapter (``beamlet.apps.pubsub``) and the cache's second tier
 (``beamlet.apps.cache``) talk to Redis through this module only. It needs the
 ``redis`` extra (``pip install beamlet[redis]``, which installs coredis; coredis
 runs on Trio through anyio). Without it, ``open_redis`` raises
-``RedisNotInstalledError`` saying so; importing this module does not need it.
+``RedisNotInstalledError`` saying so; importing this module does not need it,
+and ``check_coredis()`` tells at once, without importing coredis. The first
+``open_redis`` imports coredis in a worker thread (it takes a few hundred
+milliseconds, which would stall the node's event loop).
 
 Opening a connection::
 
@@ -104,6 +107,8 @@ from ._redis_options import (
     RedisNotInstalledError,
     RedisOptions,
     RedisUnavailableError,
+    check_coredis,
+    import_coredis,
     require_coredis,
 )
 
@@ -118,6 +123,8 @@ __all__ = [
     "RedisOptions",
     "RedisUnavailableError",
     "Subscription",
+    "check_coredis",
+    "import_coredis",
     "open_redis",
     "require_coredis",
 ]
@@ -777,7 +784,7 @@ async def open_redis(
 
     Cancellation: cancellable; leaving the block closes every connection.
     """
-    coredis = require_coredis()
+    coredis = await import_coredis()
     opts = RedisOptions.coerce(options)
     connection = RedisConnection(coredis, opts, name)
     try:

@@ -6,6 +6,8 @@ node where the ``redis`` extra is not installed.
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 import urllib.parse
 from collections.abc import Mapping
 from types import ModuleType
@@ -21,6 +23,8 @@ __all__ = [
     "RedisOptions",
     "RedisUnavailableError",
     "address_of",
+    "check_coredis",
+    "import_coredis",
     "redact",
     "require_coredis",
 ]
@@ -82,6 +86,53 @@ def require_coredis(what: str = "the Redis support of beamlet.apps") -> ModuleTy
             f"which is not installed: {INSTALL_HINT}"
         ) from error
     return coredis
+
+
+def check_coredis(what: str = "the Redis support of beamlet.apps") -> None:
+    """Say how to install coredis if it is missing, without importing it (cheap).
+
+    Importing coredis takes a few hundred milliseconds: ``open_redis`` does
+    it in a worker thread (``import_coredis``), so that the event loop of a
+    node is not blocked; options are checked with this at once.
+
+    Raises:
+        RedisNotInstalledError: coredis cannot be found.
+    """
+    module = sys.modules.get("coredis", _MISSING)
+    if module is None:  # an import of it failed, or was barred
+        found = False
+    elif module is not _MISSING:
+        found = True
+    else:
+        try:
+            found = importlib.util.find_spec("coredis") is not None
+        except (ImportError, ValueError):
+            found = False
+    if not found:
+        raise RedisNotInstalledError(
+            f"{what} needs the optional 'redis' extra (the coredis library), "
+            f"which is not installed: {INSTALL_HINT}"
+        )
+
+
+_MISSING = object()
+
+
+async def import_coredis(what: str = "the Redis support of beamlet.apps") -> ModuleType:
+    """``require_coredis`` in a worker thread the first time (the import is slow).
+
+    Raises:
+        RedisNotInstalledError: coredis cannot be imported.
+
+    Cancellation: the import goes on in its thread if cancelled.
+    """
+    module = sys.modules.get("coredis")
+    if module is not None:
+        return module
+    check_coredis(what)
+    import trio
+
+    return await trio.to_thread.run_sync(require_coredis, what)
 
 
 # -- options ------------------------------------------------------------------------------------

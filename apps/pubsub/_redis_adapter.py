@@ -71,8 +71,8 @@ from .._redis import (
     RedisOptions,
     RedisUnavailableError,
     Subscription,
+    check_coredis,
     open_redis,
-    require_coredis,
 )
 from .._redis_health import RateLimited
 from ._adapter import Adapter, AdapterConfig
@@ -166,7 +166,7 @@ class RedisAdapter(Adapter):
         max_message_size: int = 8 * 1024 * 1024,
         log_period: float = 10.0,
     ) -> None:
-        require_coredis("the Redis adapter of beamlet.apps.pubsub")
+        check_coredis("the Redis adapter of beamlet.apps.pubsub")
         self.config = config
         self.redis_options = RedisOptions.coerce(redis)
         _check_node_name(node_name)

@@ -448,3 +448,32 @@ async def test_without_the_extra_the_error_says_how_to_install(
     with pytest.raises(RedisNotInstalledError, match=r"pip install beamlet\[redis\]"):
         async with open_redis("redis://127.0.0.1:1/0"):
             pass
+
+
+def test_the_first_open_does_not_block_the_node(redis_server: RedisServer) -> None:
+    """Importing coredis takes a few hundred ms: it happens in a thread, so the
+    watchdog of a fresh node (100 ms) has nothing to report."""
+    import subprocess
+
+    program = (
+        "import sys, trio\n"
+        "from beamlet.actors import open_node\n"
+        "from beamlet.apps._redis import open_redis\n"
+        "async def body():\n"
+        "    async with open_redis(sys.argv[1]) as redis:\n"
+        "        await redis.set('k', b'v')\n"
+        "        assert await redis.get('k') == b'v'\n"
+        "async def main():\n"
+        "    async with open_node(watchdog_threshold=0.1) as node:\n"
+        "        await node.run(body)\n"
+        "    assert 'coredis' in sys.modules\n"
+        "trio.run(main)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program, redis_server.url],
+        capture_output=True,
+        text=True,
+        timeout=50,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "blocked the event loop" not in done.stderr, done.stderr
