@@ -14,7 +14,9 @@ PUBLIC = {
     "PoolTimeoutError",
     "Strategy",
     "UnknownPoolError",
+    "UnpicklableError",
     "checkout",
+    "run_cpu",
     "status",
     "transaction",
 }
@@ -54,3 +56,4 @@ def test_binding_signatures() -> None:
     assert start["strategy"].default == "lifo"
     assert list(inspect.signature(pool.checkout).parameters) == ["pool", "timeout", "block"]
     assert inspect.signature(pool.checkout).parameters["timeout"].default == 5.0
+    assert list(inspect.signature(pool.run_cpu).parameters)[:2] == ["fn", "args"]
