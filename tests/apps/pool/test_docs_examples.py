@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-from beamlet.apps.pool import _pool
+from beamlet.apps.pool import _jobs, _pool
 
 
 def docstring_example(module: object) -> str:
@@ -18,9 +18,17 @@ def docstring_example(module: object) -> str:
     return textwrap.dedent("\n".join(lines))
 
 
-@pytest.mark.parametrize("module", [_pool])
-def test_docstring_examples(module: object, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("module", "output"),
+    [
+        (_pool, "PoolStatus(ready=2, busy=0, overflow=0, waiting=0)\n"),
+        (_jobs, "['ada@example.com', 'grace@example.com']\n"),
+    ],
+)
+def test_docstring_examples(
+    module: object, output: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     source = docstring_example(module)
     assert "run(main)" in source
     exec(compile(source, f"<example of {module!r}>", "exec"), {"__name__": "example"})
-    assert capsys.readouterr().out == "PoolStatus(ready=2, busy=0, overflow=0, waiting=0)\n"
+    assert capsys.readouterr().out == output

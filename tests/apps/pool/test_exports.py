@@ -7,15 +7,23 @@ import inspect
 import beamlet.apps.pool as pool
 
 PUBLIC = {
+    "JobFailure",
+    "JobQueueFullError",
+    "Jobs",
+    "JobsRef",
     "Pool",
     "PoolFullError",
     "PoolRef",
     "PoolStatus",
     "PoolTimeoutError",
+    "QueueStats",
     "Strategy",
+    "UnknownJobsError",
     "UnknownPoolError",
+    "UnknownQueueError",
     "UnpicklableError",
     "checkout",
+    "enqueue",
     "run_cpu",
     "status",
     "transaction",
@@ -57,3 +65,10 @@ def test_binding_signatures() -> None:
     assert list(inspect.signature(pool.checkout).parameters) == ["pool", "timeout", "block"]
     assert inspect.signature(pool.checkout).parameters["timeout"].default == 5.0
     assert list(inspect.signature(pool.run_cpu).parameters)[:2] == ["fn", "args"]
+    enqueue = inspect.signature(pool.enqueue).parameters
+    assert list(enqueue)[:4] == ["jobs", "queue", "fn", "args"]
+    assert enqueue["max_attempts"].kind is inspect.Parameter.KEYWORD_ONLY
+    assert enqueue["backoff"].kind is inspect.Parameter.KEYWORD_ONLY
+    assert inspect.signature(pool.Jobs.start_link).parameters["queues"].kind is (
+        inspect.Parameter.KEYWORD_ONLY
+    )
