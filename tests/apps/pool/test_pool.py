@@ -642,3 +642,51 @@ async def test_the_manager_survives_malformed_input(
         assert await transaction("pool", call, "still") == ("w", "still")
 
     await node.run(body)
+
+
+@pytest.mark.parametrize("seed", range(4))
+async def test_a_storm_of_checkouts_deaths_and_timeouts_leaks_nothing(
+    node: Node, autojump_clock: Any, seed: int
+) -> None:
+    """Random callers (some killed, some timing out, some cancelled) and random
+    worker kills: once it is over, the pool has exactly ``size`` ready workers,
+    its supervisor exactly ``size`` children, and no monitor is left."""
+    import random
+
+    from beamlet.supervisors import DynamicSupervisor
+
+    async def body() -> None:
+        rng = random.Random(seed)
+        pool = await Pool.start_link("pool", worker=Echo, size=3, max_overflow=2)
+        info = process_info(pool)
+        assert info is not None
+        [sup] = [pid for pid in info.links if pid != self_pid()]  # the workers' supervisor
+        callers: list[Pid] = []
+
+        async def caller(hold: float, timeout: float, cancel_after: float) -> None:
+            with trio.move_on_after(cancel_after):
+                try:
+                    async with checkout("pool", timeout=timeout) as worker:
+                        if rng.random() < 0.2:
+                            send_exit(worker, "kill")
+                        await trio.sleep(hold)
+                except PoolTimeoutError:
+                    pass
+            await trio.sleep_forever()
+
+        for _ in range(60):
+            args = (rng.uniform(0, 2), rng.choice([0.5, 1.0, 3.0]), rng.uniform(0, 4))
+            callers.append(spawn(caller, *args))
+            await trio.sleep(rng.choice([0, 0.1, 0.25]))
+            if rng.random() < 0.15:
+                send_exit(rng.choice(callers), "kill")
+        await trio.sleep(10)
+        assert await settle() == PoolStatus(ready=3, busy=0, overflow=0, waiting=0)
+        assert (await DynamicSupervisor.count_children(sup)).active == 3
+        manager = process_info(pool)
+        assert manager is not None
+        assert len(manager.monitors) == 3  # its workers'; no caller's is left
+        for pid in callers:
+            send_exit(pid, "kill")
+
+    await node.run(body)
