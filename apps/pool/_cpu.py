@@ -123,7 +123,7 @@ async def run_cpu(
         See ``kill_on_cancel``.
     """
     try:
-        import trio_parallel
+        import trio_parallel  # type: ignore[import-untyped,unused-ignore]
     except ImportError as exc:
         raise ImportError(
             "run_cpu needs trio-parallel, which is not installed: pip install 'beamlet[cpu]'"

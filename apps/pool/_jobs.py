@@ -221,7 +221,7 @@ class _Runner(GenServer):
         on_failure: Callable[[JobFailure], Any] | None,
         max_backoff: float,
         jitter: float,
-        seed: Hashable,
+        seed: int | float | str | bytes | None,
     ) -> None:
         trap_exits(True)
         self.runner_name = name
@@ -231,7 +231,7 @@ class _Runner(GenServer):
         self.max_backoff = max_backoff
         self.jitter = jitter
         self.random = random.Random(seed)
-        self.jobs: dict[int, _Job] = {}
+        self.jobs: dict[Hashable, _Job] = {}
         self.running: dict[Ref, _Job] = {}
         self.next_id = 1
         self.drainers: list[From] = []
@@ -267,10 +267,10 @@ class _Runner(GenServer):
         self.next_id += 1
         self.jobs[job.id] = job
         for job_id in start:
-            await self.start(self.jobs[job_id])
+            await self.run_job(self.jobs[job_id])
         return job.id
 
-    async def start(self, job: _Job) -> None:
+    async def run_job(self, job: _Job) -> None:
         job.attempt += 1
         job.timed_out = False
         task = await TaskSupervisor.async_nolink(self.sup, _attempt, job.fn, job.args)
@@ -310,7 +310,7 @@ class _Runner(GenServer):
                 job = self.jobs.get(key)
                 if job is not None and job.pid is None:
                     for job_id in self.queues.due(job.queue, job.id):
-                        await self.start(self.jobs[job_id])
+                        await self.run_job(self.jobs[job_id])
                 return None
         elif kind is ExitSignal and msg.pid == self.sup:
             return Stop(("shutdown", ("task_supervisor_down", msg.reason)))
@@ -343,7 +343,7 @@ class _Runner(GenServer):
         if outcome != "retry":
             del self.jobs[job.id]
         for job_id in self.queues.done(job.queue, job.id, outcome):
-            await self.start(self.jobs[job_id])
+            await self.run_job(self.jobs[job_id])
         if self.drainers and self.queues.idle():
             for drainer in self.drainers:
                 reply(drainer, True)
@@ -453,10 +453,10 @@ def _runner_options(
         raise TypeError(f"on_failure must be a function of a JobFailure, not {on_failure!r}")
     check_number(max_backoff, "max_backoff", unit="seconds")
     check_number(jitter, "jitter", finite=True)
-    try:
-        hash(seed)
-    except TypeError:
-        raise TypeError(f"seed must be hashable, not {seed!r}") from None
+    if seed is not None and (
+        isinstance(seed, bool) or not isinstance(seed, int | float | str | bytes)
+    ):
+        raise TypeError(f"seed must be an int, a float, a str, bytes or None, not {seed!r}")
     return (name, limits, max_pending, on_failure, max_backoff, jitter, seed)
 
 
@@ -508,7 +508,7 @@ class Jobs:
         on_failure: Callable[[JobFailure], Any] | None = None,
         max_backoff: float = 300.0,
         jitter: float = 0.1,
-        seed: Hashable = None,
+        seed: int | float | str | bytes | None = None,
     ) -> Pid:
         """Start a jobs runner linked to the calling process.
 
@@ -540,7 +540,7 @@ class Jobs:
         on_failure: Callable[[JobFailure], Any] | None = None,
         max_backoff: float = 300.0,
         jitter: float = 0.1,
-        seed: Hashable = None,
+        seed: int | float | str | bytes | None = None,
         id: Hashable = None,
         restart: Restart = "permanent",
     ) -> ChildSpec:

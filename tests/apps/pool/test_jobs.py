@@ -297,6 +297,8 @@ async def test_bad_input_is_refused_clearly(node: Node) -> None:
             await Jobs.start_link("jobs", queues={"q": 1}, max_pending=-1)
         with pytest.raises(TypeError, match="on_failure must be a function"):
             await Jobs.start_link("jobs", queues={"q": 1}, on_failure="log")  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="seed must be an int, a float, a str, bytes or None"):
+            await Jobs.start_link("jobs", queues={"q": 1}, seed=[1])  # type: ignore[arg-type]
         await Jobs.start_link("jobs", queues={"q": 1})
         with pytest.raises(UnknownQueueError, match=r"no job queue 'sms'; the queues are \['q'\]"):
             await enqueue("jobs", "sms", trio.sleep, 0)
