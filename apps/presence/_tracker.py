@@ -415,12 +415,32 @@ class TrackerCore:
         if outcome.came_up:
             actions.append(ReplicaEvent("up", replica))
             self._diff(actions, self.state.replica_up(replica), [])
-        if delta is not None:
+        if delta is not None and self._follows(delta):
             joins, leaves = self.state.merge(delta)
             self._diff(actions, joins, leaves)
             self.generations = push(self.generations, delta, self.options.max_delta_sizes)
         self._pending_clocks[replica] = clocks
         return actions
+
+    def _follows(self, delta: Delta) -> bool:
+        """Whether every section of ``delta`` starts within what we have of its replica.
+
+        A delta's section ``(start, end]`` carries, in its cloud, the older
+        dots that the changes in its range removed. If we lack some dots
+        before ``start`` (a delta was lost), merging it would let our clock
+        move past those dots once the gap is filled by later dots, without
+        ever learning of the removals the lost delta carried: we would keep
+        the removed presences forever with a clock equal to everyone's, so no
+        transfer would ever repair it. Such a delta is not merged; the
+        sender's clock (kept for the next transfer decision) makes us ask for
+        a transfer, which starts within what we have.
+        """
+        context = self.state.context
+        return all(
+            section.start <= context[r]
+            for r, section in delta.sections.items()
+            if r in context and r != self.replica
+        )
 
     def on_transfer_req(self, message: TransferReq) -> list[Action]:
         """Answer a transfer request with a delta generation or the full state.
@@ -445,6 +465,16 @@ class TrackerCore:
         _check_ref(message.ref)
         check_replica(message.replica, "a transfer's replica")
         delta = Delta.from_wire(message.delta)
+        context = self.state.context
+        # Only the sections that start within what we have (see ``_follows``):
+        # a transfer answers our clock, unless it changed since we asked.
+        delta = Delta(
+            {
+                r: section
+                for r, section in delta.sections.items()
+                if r in context and section.start <= context[r]
+            }
+        )
         actions: list[Action] = []
         joins, leaves = self.state.merge(delta)
         self._diff(actions, joins, leaves)

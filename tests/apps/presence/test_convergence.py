@@ -247,3 +247,30 @@ class Convergence(RuleBasedStateMachine):
 
 Convergence.TestCase.settings = settings(max_examples=100, stateful_step_count=30, deadline=None)
 test_every_replica_converges = Convergence.TestCase
+
+
+def test_a_lost_delta_is_not_skipped_over() -> None:
+    """A delta is lost, and the next one's removed dots fill the gap: no zombie.
+
+    n2's delta ``(1, 2]`` (an update: dot 1 replaced by dot 2, so its cloud
+    holds 1) is lost; the next one, ``(2, 3]``, replaces dot 2 by dot 3, so
+    its cloud holds 2. Merged as it came, it would take n3's clock to 3 while
+    n3 still holds dot 1: its clock equal to everyone's, no transfer would
+    ever remove it (the example ``test_every_replica_converges`` found).
+    """
+    net = SimNet(OPTIONS)
+    for name in ("n2", "n3"):
+        net.start(name)
+    pid = net.pid("n2")
+    net.track("n2", pid, "lobby", "k1", {"n": 0})
+    net.run(4.0)
+    assert net.listed("n3", "lobby") == net.listed("n2", "lobby")
+    net.update("n2", pid, "lobby", "k1", {"n": 1})
+    net.tick("n2")
+    net.queue.clear()  # the update's delta is lost
+    net.update("n2", pid, "lobby", "k1", {"n": 2})
+    net.tick("n2")
+    net.deliver_all()
+    net.run(SYNC_SECONDS)
+    assert net.cores["n3"].state.clocks() == net.cores["n2"].state.clocks()
+    assert net.listed("n3", "lobby") == net.listed("n2", "lobby")
