@@ -53,6 +53,8 @@ class ClusterAdapter(Adapter):
         self.groups = [("beamlet.pubsub", config.pubsub, i) for i in range(n)]
         self.busy_drops = 0
         self.bad_input = 0
+        self.sent = 0  # wire messages sent to other nodes
+        self.received = 0  # broadcasts received from other nodes
         self._busy_logged_at = -float("inf")
         self._busy_unlogged = 0
 
@@ -69,7 +71,12 @@ class ClusterAdapter(Adapter):
         return current_node().name
 
     def stats(self) -> dict[str, int]:
-        return {"remote_busy_drops": self.busy_drops, "bad_input": self.bad_input}
+        return {
+            "remote_sent": self.sent,
+            "remote_received": self.received,
+            "remote_busy_drops": self.busy_drops,
+            "bad_input": self.bad_input,
+        }
 
     def _shard(self) -> int:
         proc = current_process_or_none()
@@ -90,6 +97,7 @@ class ClusterAdapter(Adapter):
                 try:
                     send(pid, payload)
                     encoded = True
+                    self.sent += 1
                 except DistributionBusyError as exc:
                     self._busy(pid.node, exc)
         if not encoded:
@@ -108,6 +116,7 @@ class ClusterAdapter(Adapter):
             encode(payload)  # sending to a node not connected encodes nothing now
         try:
             send((self.names[self._shard()], node), payload)
+            self.sent += 1
         except DistributionBusyError as exc:
             self._busy(node, exc)
 
@@ -143,6 +152,7 @@ class _Shard(GenServer):
     async def handle_info(self, msg: Any) -> None:
         if type(msg) is tuple and len(msg) == 5 and msg[0] == FORWARD:
             _, topic, message, dispatcher, from_pid = msg
+            self.adapter.received += 1
             try:
                 self.deliver(self.pubsub, from_pid, topic, message, dispatcher)
             except (TypeError, LookupError) as exc:
