@@ -110,3 +110,17 @@ def test_decode_benchmark_prints_every_figure() -> None:
     ):
         assert any(line.startswith(frame) and f" {mode} " in line for line in lines), out
     assert any(line.startswith("colliding set") and line.endswith("yes") for line in lines), out
+
+
+@pytest.mark.timeout(150)
+def test_pubsub_benchmark_prints_every_ratio() -> None:
+    out = run_bench("pubsub.py", "--quick", timeout=140)
+    for figure in (
+        "local fan-out / raw Trio",
+        "cross-node to 1 subscriber",
+        "cross-node to 100 subscribers",
+    ):
+        assert figure in out, out
+    if "Redis baselines skipped" not in out:
+        for figure in ("latency median, beamlet / redis-py", "latency median, beamlet / coredis"):
+            assert figure in out, out
