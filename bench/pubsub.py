@@ -11,7 +11,10 @@ Measured, with the baselines in the same run:
 - *cross-node*: node A (this process) broadcasts; node B (a child OS process
   running this file with ``--serve beamlet``) runs the subscribers: 1, then
   100. Throughput: N broadcasts in bursts of ``BURST`` between checkpoints,
-  timed until B has delivered N x subscribers. Latency: broadcasts paced one
+  timed until B has delivered N x subscribers; the publisher keeps at most
+  ``WINDOW`` broadcasts unacknowledged by B (flow control of the
+  application's own: PubSub is at most once and drops, counted, what a
+  connection over its ``busy_limit`` cannot take). Latency: broadcasts paced one
   every millisecond, each carrying ``time.perf_counter()`` (CLOCK_MONOTONIC,
   shared by the processes of one machine); the first subscriber on B records
   when it got it. Median and p99.
@@ -47,7 +50,7 @@ from typing import Any
 
 import trio
 import trio.lowlevel
-from beamlet.actors import open_node, receive, spawn
+from beamlet.actors import open_node, receive, register, send, spawn
 from beamlet.apps.pubsub import PubSub, broadcast, stats, subscribe
 from beamlet.cluster import connect, listen_address, pg, run as run_node
 
@@ -58,6 +61,12 @@ COOKIE = "pubsub-bench-cookie-0123456789abcdef"
 BURST = 1000
 TIMEOUT = 120.0
 LATENCY_INTERVAL = 0.001
+#: The subscriber side of beamlet acknowledges every ACK_EVERY deliveries; the
+#: publisher keeps at most WINDOW broadcasts unacknowledged. Without it a
+#: publisher faster than the other node fills the connection past its
+#: ``busy_limit`` and the broadcasts beyond are dropped (counted): at most once.
+ACK_EVERY = 1000
+WINDOW = 10_000
 
 
 # -- local fan-out ------------------------------------------------------------------------
@@ -151,17 +160,22 @@ class Tally:
         self.latency = False
         self.latencies: list[float] = []
         self.started = 0.0
+        #: Called with the count every ``ACK_EVERY`` deliveries (beamlet's flow control).
+        self.ack: Any = None
 
     def expect(self, line: str) -> None:
         _, n, latency = line.split()
         self.count, self.expected, self.latency = 0, int(n), latency == "1"
         self.latencies = []
         self.started = time.process_time()
+        print("EXPECTING", flush=True)  # the parent publishes only after this
 
     def hit(self, first: bool, sent_at: float | None) -> None:
         if first and self.latency and sent_at is not None:
             self.latencies.append(time.perf_counter() - sent_at)
         self.count += 1
+        if self.ack is not None and self.count % ACK_EVERY == 0:
+            self.ack(self.count)
         if self.count == self.expected:
             cpu = time.process_time() - self.started
             print("DONE", json.dumps({"latencies": self.latencies, "cpu": cpu}), flush=True)
@@ -189,6 +203,7 @@ async def _bench_subscriber(tally: Tally, first: bool, subscribed: Countdown) ->
 async def serve_beamlet(subs: int) -> None:
     await PubSub.start_link("bench")
     tally, subscribed = Tally(), Countdown()
+    tally.ack = lambda count: send(("bench_acks", NODE_A), count)
     subscribed.arm(subs)
     for k in range(subs):
         spawn(_bench_subscriber, tally, k == 0, subscribed)
@@ -287,6 +302,10 @@ def tell(proc: subprocess.Popen[str], n: int, latency: bool) -> None:
     assert proc.stdin is not None
     proc.stdin.write(f"expect {n} {int(latency)}\n")
     proc.stdin.flush()
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith("EXPECTING"):
+        raise RuntimeError(f"the subscriber side did not take the count: {line!r}")
 
 
 def wait_done(proc: subprocess.Popen[str]) -> dict[str, Any]:
@@ -318,6 +337,7 @@ def beamlet_remote(subs: int, n: int, n_latency: int, rounds: int) -> dict[str, 
     with child("--serve", "beamlet", "--subs", str(subs)) as (proc, address):
 
         async def main() -> None:
+            register("bench_acks")
             await PubSub.start_link("bench")
             assert await connect(address)
             await _until_shards()
@@ -326,16 +346,24 @@ def beamlet_remote(subs: int, n: int, n_latency: int, rounds: int) -> dict[str, 
                 before = stats("bench")["remote_busy_drops"]
                 tell(proc, count * subs, False)
                 start = time.perf_counter()
+                acked = 0
                 for base in range(0, count, BURST):
                     for i in range(base, min(base + BURST, count)):
                         broadcast("bench", "t", (i, None))
                     await trio.lowlevel.checkpoint()
+                    while (base + BURST) * subs - acked > WINDOW * subs:
+                        acked = max(acked, await receive())
                 drops = stats("bench")["remote_busy_drops"] - before
                 if drops:
                     raise RuntimeError(f"{drops} broadcasts refused by a busy connection")
                 await trio.to_thread.run_sync(wait_done, proc)
                 if r:
                     out["rate"].append(count * subs / (time.perf_counter() - start))
+                while True:  # the acknowledgements left of this round
+                    try:
+                        await receive(timeout=0)
+                    except trio.TooSlowError:
+                        break
             tell(proc, n_latency * subs, True)
             for i in range(n_latency):
                 broadcast("bench", "t", (i, time.perf_counter()))

@@ -20,6 +20,7 @@ __all__ = [
     "default_dispatch",
     "dispatcher",
     "dispatcher_name",
+    "dispatchers_by_name",
     "lookup_dispatcher",
     "shard_for",
     "strip_bounds",
@@ -112,6 +113,11 @@ def lookup_dispatcher(name: str) -> DispatchFn:
     if fn is None:
         raise UnknownDispatcherError(name)
     return fn
+
+
+def dispatchers_by_name() -> dict[str, DispatchFn]:
+    """The live table of registered dispatchers (name -> function); read, never write."""
+    return _BY_NAME
 
 
 def dispatcher_name(fn: Any) -> str | None:
