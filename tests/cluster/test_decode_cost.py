@@ -283,7 +283,8 @@ def test_hashed_containers_are_capped() -> None:
 SIZES = st.integers(32 * 1024, 160 * 1024)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@pytest.mark.timeout(180)
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.sampled_from(sorted(ADVERSARIAL)), SIZES)
 def test_decoding_cpu_is_linear_in_the_input(shape: str, size: int) -> None:
     data = ADVERSARIAL[shape](size)
