@@ -7,6 +7,7 @@ import typing
 
 import beamlet.actors as actors
 import trio
+from export_checks import check_documented, check_homes, public_names
 
 # Every name the design binds for beamlet.actors.
 DESIGN_NAMES = [
@@ -102,14 +103,6 @@ DESIGN_METHODS = {
 }
 
 
-def public_names() -> list[str]:
-    return [
-        name
-        for name, value in vars(actors).items()
-        if not name.startswith("_") and not inspect.ismodule(value)
-    ]
-
-
 def test_every_design_name_is_exported() -> None:
     missing = [name for name in DESIGN_NAMES if not hasattr(actors, name)]
     assert missing == []
@@ -124,25 +117,11 @@ def test_every_design_method_exists_with_a_docstring() -> None:
 
 
 def test_every_public_name_has_a_docstring() -> None:
-    undocumented = [
-        name
-        for name in public_names()
-        if (inspect.isclass(getattr(actors, name)) or callable(getattr(actors, name)))
-        and not inspect.getdoc(getattr(actors, name))
-    ]
-    assert undocumented == []
+    check_documented(actors, public_names(actors))
 
 
 def test_public_classes_and_functions_say_they_come_from_the_package() -> None:
-    wrong = {}
-    for name in public_names():
-        value = getattr(actors, name)
-        if inspect.isclass(value) or inspect.isfunction(value):
-            if value.__module__ != "beamlet.actors":
-                wrong[name] = value.__module__
-            if value.__qualname__ != name:
-                wrong[name] = value.__qualname__
-    assert wrong == {}
+    check_homes(actors, public_names(actors))
     assert repr(actors.Down) == "<class 'beamlet.actors.Down'>"
     assert actors.GenServer.start.__module__ == "beamlet.actors"
     assert actors.Registry.lookup.__module__ == "beamlet.actors"
@@ -150,7 +129,7 @@ def test_public_classes_and_functions_say_they_come_from_the_package() -> None:
 
 
 def test_type_hints_still_resolve() -> None:
-    for name in public_names():
+    for name in public_names(actors):
         value = getattr(actors, name)
         if inspect.isclass(value):
             typing.get_type_hints(value)

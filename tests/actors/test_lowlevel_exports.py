@@ -6,6 +6,7 @@ import inspect
 
 import beamlet.actors as actors
 import beamlet.actors.lowlevel as lowlevel
+from export_checks import check_public_names
 
 PUBLIC = {
     "BadInputLog",
@@ -88,7 +89,7 @@ SUPPORTED = {
 
 
 def test_public_names() -> None:
-    assert {name for name in vars(lowlevel) if not name.startswith("_")} == PUBLIC
+    check_public_names(lowlevel, PUBLIC)
     assert actors.lowlevel is lowlevel
 
 

@@ -7,6 +7,7 @@ import inspect
 import beamlet.cluster as cluster
 import beamlet.cluster.pg as pg
 import beamlet.cluster.simulation as simulation
+from export_checks import check_documented, check_homes, check_public_names
 
 PUBLIC = {
     "Codec",
@@ -90,31 +91,19 @@ PG_NAMES = {
 }
 
 
-def module_names(module: object) -> set[str]:
-    return {
-        name
-        for name, value in vars(module).items()
-        if not name.startswith("_") and not inspect.ismodule(value)
-    }
-
-
 def test_public_names() -> None:
-    assert module_names(cluster) == PUBLIC
+    check_public_names(cluster, PUBLIC)
     assert set(DESIGN_NAMES) <= PUBLIC
 
 
 def test_names_say_where_they_are_exported() -> None:
-    for name in PUBLIC:
-        value = getattr(cluster, name)
-        if inspect.isclass(value) or inspect.isfunction(value):
-            assert value.__module__ == "beamlet.cluster", name
-            assert value.__qualname__ == name, name
+    check_homes(cluster, PUBLIC)
 
 
 def test_every_public_name_and_method_is_documented() -> None:
     for name in PUBLIC:
-        value = getattr(cluster, name)
-        assert inspect.getdoc(value), name
+        assert inspect.getdoc(getattr(cluster, name)), name
+    check_documented(cluster, PUBLIC, methods=False)
     for name in sorted(PG_NAMES):
         value = getattr(pg, name)
         assert inspect.getdoc(value), f"pg.{name}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 
 import beamlet.apps.cache as cache
+from export_checks import check_documented, check_homes, check_public_names
 
 PUBLIC = {
     "Cache",
@@ -39,18 +40,12 @@ DESIGN_METHODS = [
 
 
 def test_all_lists_exactly_the_public_names() -> None:
-    assert set(cache.__all__) == PUBLIC
-    for name in PUBLIC:
-        assert hasattr(cache, name), name
-    public_attrs = {n for n in vars(cache) if not n.startswith("_") and n != "annotations"}
-    assert public_attrs - PUBLIC == set(), public_attrs - PUBLIC
+    check_public_names(cache, PUBLIC)
 
 
 def test_each_public_name_says_it_comes_from_the_package_and_is_documented() -> None:
-    for name in PUBLIC:
-        obj = getattr(cache, name)
-        assert obj.__module__ == "beamlet.apps.cache", name
-        assert inspect.getdoc(obj), name
+    check_homes(cache, PUBLIC)
+    check_documented(cache, PUBLIC)
 
 
 def test_the_design_names_exist_and_are_documented() -> None:

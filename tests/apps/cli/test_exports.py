@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import inspect
 import tomllib
 from pathlib import Path
 
 import beamlet.apps.cli as cli
+from export_checks import check_documented, check_homes, check_public_names
 
 REPO = Path(__file__).resolve().parents[3]
 
 
 def test_public_names() -> None:
-    names = {n for n, v in vars(cli).items() if not n.startswith("_") and not inspect.ismodule(v)}
-    assert names == {"CliError", "main"}
-    for name in names:
-        value = getattr(cli, name)
-        assert inspect.getdoc(value), name
-        assert value.__module__ == "beamlet.apps.cli", name
+    names = {"CliError", "main"}
+    check_public_names(cli, names)
+    check_documented(cli, names)
+    check_homes(cli, names)
 
 
 def test_the_beamlet_script_runs_main() -> None:

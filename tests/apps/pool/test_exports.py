@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 
 import beamlet.apps.pool as pool
+from export_checks import check_documented, check_homes, check_public_names
 
 PUBLIC = {
     "JobFailure",
@@ -31,29 +32,15 @@ PUBLIC = {
 
 
 def test_public_names() -> None:
-    assert {name for name in vars(pool) if not name.startswith("_")} == PUBLIC
+    check_public_names(pool, PUBLIC)
 
 
 def test_public_classes_and_functions_say_where_they_are_exported() -> None:
-    for name in PUBLIC:
-        value = getattr(pool, name)
-        if inspect.isclass(value) or inspect.isfunction(value):
-            assert value.__module__ == "beamlet.apps.pool", name
+    check_homes(pool, PUBLIC)
 
 
 def test_every_public_name_and_method_is_documented() -> None:
-    for name in PUBLIC:
-        value = getattr(pool, name)
-        if not (inspect.isclass(value) or inspect.isfunction(value)):
-            continue
-        assert inspect.getdoc(value), name
-        if inspect.isclass(value):
-            for attr, member in vars(value).items():
-                if attr.startswith("_"):
-                    continue
-                function = getattr(member, "__func__", member)
-                if inspect.isfunction(function):
-                    assert inspect.getdoc(function), f"{name}.{attr}"
+    check_documented(pool, PUBLIC)
 
 
 def test_binding_signatures() -> None:

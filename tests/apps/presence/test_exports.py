@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 
 import beamlet.apps.presence as presence
+from export_checks import check_documented, check_homes, check_public_names
 
 DESIGN_NAMES = [
     "Presence",
@@ -22,17 +23,13 @@ DESIGN_NAMES = [
 
 
 def test_the_designed_names_are_exported() -> None:
-    assert sorted(presence.__all__) == sorted(DESIGN_NAMES)
-    for name in DESIGN_NAMES:
-        assert hasattr(presence, name), name
+    check_public_names(presence, DESIGN_NAMES)
 
 
 def test_every_public_name_says_where_it_lives_and_is_documented() -> None:
-    for name in presence.__all__:
-        value = getattr(presence, name)
-        if inspect.isclass(value) or inspect.isfunction(value):
-            assert value.__module__ == "beamlet.apps.presence", name
-            assert inspect.getdoc(value), name
+    # The functions are also Presence's methods (qualname Presence.name), so only their home is checked.
+    check_homes(presence, DESIGN_NAMES, qualnames=False)
+    check_documented(presence, DESIGN_NAMES)
 
 
 def test_the_presence_class_carries_the_calls() -> None:
