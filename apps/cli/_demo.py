@@ -222,7 +222,7 @@ class Demo:
             return
         rows = [self._row(node) for node in self.nodes]
         if self.view is not None and self.rich is not None:
-            title = f"beamlet demo: {self.clock():.1f}s of {self.args.duration:g}s chat"
+            title = f"beamlet demo: {self.clock():.1f}s elapsed ({self.args.duration:g}s of chat)"
             self.view.update(
                 self.rich.table(title, self.HEADERS, rows, {2, 3, 4, 5, 6, 7}), refresh=True
             )

@@ -33,7 +33,6 @@ through ``demo_control`` calls over the distribution.
 from __future__ import annotations
 
 import argparse
-import inspect
 import logging
 import random
 import secrets
@@ -276,23 +275,12 @@ class Control(GenServer):
         }
 
 
-def _invalidation() -> dict[str, Any]:
-    """``pubsub=PUBSUB`` for the cache: writes and deletes invalidate the key on every node.
-
-    Guarded by a feature check, for a cache without cluster invalidation
-    (the summary then shows no invalidations received).
-    """
-    if "pubsub" in inspect.signature(Cache.child_spec).parameters:
-        return {"pubsub": PUBSUB}
-    return {}
-
-
 def children(rooms: list[str], db_node: str) -> list[Any]:
     """The node's tree (see the module docstring)."""
     return [
         PubSub.child_spec(PUBSUB),
         Presence.child_spec(PRESENCE, pubsub=PUBSUB, broadcast_period=0.2, down_period=2.5),
-        Cache.child_spec(CACHE, max_size=1000, ttl=30.0, **_invalidation()),
+        Cache.child_spec(CACHE, max_size=1000, ttl=30.0, pubsub=PUBSUB),
         Pool.child_spec(POOL, worker=Mailer, size=4, max_overflow=2),
         Database.child_spec(name=DB, id="db"),
         ChildSpec(

@@ -90,18 +90,22 @@ def ping(args: argparse.Namespace) -> int:
 
 COLUMNS = ["PID", "NAME", "FUNCTION", "STATUS", "MBOX", "LINKS", "MONS", "MEMORY", "REDS"]
 RIGHT = {4, 5, 6, 7, 8}
+#: The live view adds the reductions per second since the last refresh.
+LIVE_COLUMNS = [*COLUMNS, "REDS/S"]
+LIVE_RIGHT = {*RIGHT, 9}
 
 
 def _cells(row: dict[str, Any], rates: dict[Any, float] | None) -> list[str]:
+    """A row of the table; ``rates`` (the live view): reductions per second by pid.
+
+    The pid is shown as ``<id>``: its node is the one in the title.
+    """
     pid = row["pid"]
-    reds = f"{row['reductions']}"
-    if rates is not None and pid in rates:
-        reds = f"{row['reductions']} (+{rates[pid]:.0f}/s)"
     function = row["function"]
     if len(function) > 40:
         function = "..." + function[-37:]
-    return [
-        f"<{pid.node}.{pid.id}>",
+    cells = [
+        f"<{pid.id}>",
         row["name"] or "",
         function,
         row["status"],
@@ -109,8 +113,11 @@ def _cells(row: dict[str, Any], rates: dict[Any, float] | None) -> list[str]:
         str(row["links"]),
         str(row["monitors"]),
         format_bytes(row["memory"]),
-        reds,
+        str(row["reductions"]),
     ]
+    if rates is not None:
+        cells.append(f"{rates[pid]:.0f}" if pid in rates else "-")
+    return cells
 
 
 def _summary(info: dict[str, Any], total: int) -> str:
@@ -166,10 +173,13 @@ def top(args: argparse.Namespace) -> int:
                 title = _summary(info, table["total"])
                 cells = [_cells(r, rates) for r in rows]
                 if view is not None and rich is not None:
-                    view.update(rich.table(title, COLUMNS, cells, RIGHT), refresh=True)
+                    view.update(
+                        rich.table(title, LIVE_COLUMNS, cells, LIVE_RIGHT, frozenset({1, 2})),
+                        refresh=True,
+                    )
                 else:
                     print(title)
-                    print(plain_table(COLUMNS, cells, RIGHT))
+                    print(plain_table(LIVE_COLUMNS, cells, LIVE_RIGHT))
                     print(flush=True)
                 await trio.sleep(args.interval)
 

@@ -29,11 +29,34 @@ class Rich:
         return self._live(console=self._console, auto_refresh=False, transient=False)
 
     def table(
-        self, title: str, headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]
+        self,
+        title: str,
+        headers: Sequence[str],
+        rows: Sequence[Sequence[str]],
+        right: set[int],
+        flex: frozenset[int] = frozenset(),
     ) -> Any:
-        table = self._table(title=title, title_justify="left", expand=False)
+        """A table; the columns in ``right`` aligned right. The columns in ``flex``
+        (names, functions) share the width the others leave, cut with an
+        ellipsis, so that every column fits a narrow terminal."""
+        table = self._table(
+            title=title,
+            title_justify="left",
+            box=None,
+            pad_edge=False,
+            collapse_padding=True,
+            header_style="bold",
+            expand=bool(flex),
+        )
         for i, header in enumerate(headers):
-            table.add_column(header, justify="right" if i in right else "left", no_wrap=True)
+            table.add_column(
+                header,
+                justify="right" if i in right else "left",
+                no_wrap=True,
+                overflow="ellipsis",
+                ratio=1 if i in flex else None,
+                min_width=6 if i in flex else None,
+            )
         for row in rows:
             table.add_row(*row)
         return table
