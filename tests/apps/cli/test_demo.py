@@ -96,3 +96,47 @@ def test_no_losses_when_everything_arrived() -> None:
         B: {"published": {p2: ("r", 2)}, "heard": [("r", p1, 1, 3, 3), ("r", p2, 1, 2, 2)]},
     }
     assert count_losses(finals, C) == (0, 0)
+
+
+def demo_with(views: dict[str, tuple[str, list[tuple[str, int, str]], int]]) -> Any:
+    """A demo whose nodes are up with these (boot, presences, users) figures."""
+    import argparse
+    from pathlib import Path
+
+    from beamlet.apps.cli._demo import Demo
+
+    args = argparse.Namespace(
+        nodes=len(views), users=len(views), rooms=1, duration=6.0, interval=0.5,
+        crash_rate=0.0, json=True,
+    )  # fmt: skip
+    demo = Demo(args, Path("."), Path("cookie"))
+    for node, (name, (boot, presences, users)) in zip(demo.nodes, views.items(), strict=True):
+        assert node.name == name
+        node.state = "up"
+        node.uids = list(range(users))
+        node.stats = {"boot": boot, "presences": presences, "users": users}
+    return demo
+
+
+def test_converged_means_the_same_presences_everywhere_none_dead_all_own() -> None:
+    everyone = [("r", 0, "b1"), ("r", 1, "b2")]
+    demo = demo_with({A: ("b1", everyone, 1), B: ("b2", everyone, 1)})
+    assert demo.converged()
+    assert demo.converged(require=demo.nodes[1])
+    demo.killed_boot = "b0"
+    assert demo.converged()
+    # One node behind: not yet.
+    demo = demo_with({A: ("b1", everyone, 1), B: ("b2", everyone[:1], 1)})
+    assert not demo.converged()
+    # A presence of the killed incarnation still listed everywhere: not yet.
+    dead = [*everyone, ("r", 2, "b0")]
+    demo = demo_with({A: ("b1", dead, 1), B: ("b2", dead, 1)})
+    demo.killed_boot = "b0"
+    assert not demo.converged()
+    # A node's own users not all listed (one is restarting): not yet.
+    demo = demo_with({A: ("b1", everyone, 2), B: ("b2", everyone, 1)})
+    assert not demo.converged()
+    # The restarted node must be up to count.
+    demo = demo_with({A: ("b1", everyone, 1), B: ("b2", everyone, 1)})
+    demo.nodes[1].state = "starting"
+    assert not demo.converged(require=demo.nodes[1])

@@ -108,3 +108,42 @@ def test_top_without_a_terminal_prints_plain_snapshots(
     # From the second snapshot on, each row ends with its reductions per second.
     assert re.search(r"<\d+>.* \d+ +\d+$", text, re.M)
     assert sys.platform  # (the live view needs a terminal; none here)
+
+
+def test_a_terminal_without_rich_gets_a_clear_note_and_plain_snapshots(
+    service: tuple[Service, str], cookie_file: Path, tmp_path: Path
+) -> None:
+    import os
+    import pty
+    import subprocess
+
+    from .conftest import COMMAND
+
+    _svc, address = service
+    fake = tmp_path / "no_rich" / "rich"  # an installed rich that cannot be imported
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('rich is not installed')\n")
+    controller, terminal = pty.openpty()  # stdout is a terminal: the live view is wanted
+    process = subprocess.Popen(
+        [*COMMAND, "top", address, "--cookie-file", str(cookie_file), "--interval", "0.2"],
+        stdout=terminal,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(fake.parent)},
+    )
+    os.close(terminal)
+    try:
+        assert process.stderr is not None
+        note = process.stderr.readline()
+        shown = b""
+        while b"REDS/S" not in shown:
+            shown += os.read(controller, 4096)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        os.close(controller)
+    assert note == (
+        "beamlet: note: rich is not installed (pip install 'beamlet[cli]'): "
+        "printing plain snapshots\n"
+    )
+    assert b"\x1b" not in shown
