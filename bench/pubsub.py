@@ -1,6 +1,7 @@
 """PubSub: local fan-out and cross-node broadcasts, against raw Trio and Redis.
 
-Run: ``python bench/pubsub.py [--quick] [--rounds R] [--only local|remote|redis|coredis]``.
+Run: ``python bench/pubsub.py [--quick] [--rounds R]
+[--only local|remote|redis|coredis|redis-adapter]``.
 
 Measured, with the baselines in the same run:
 
@@ -26,6 +27,12 @@ Measured, with the baselines in the same run:
   to a broadcast that does not wait for the network); latency publishes one
   at a time, paced as above.
 
+- the Redis adapter (``--only redis-adapter``): the same cross-node
+  measurement through ``PubSub(adapter="redis")`` on that ``redis-server``,
+  with nodes A and B not distributed at all (only Redis joins them), next to
+  the raw redis-py and coredis pub/sub above. The adapter's queue and buffer
+  are set large enough that nothing is dropped (the run fails otherwise).
+
 Every child reports on stdout: ``READY ...``, then ``DONE {json}`` once it has
 counted what the parent told it to expect on stdin (``expect N LATENCY``).
 Prints medians of the rounds and the ratios against DESIGN.md's targets.
@@ -50,7 +57,7 @@ from typing import Any
 
 import trio
 import trio.lowlevel
-from beamlet.actors import open_node, receive, register, send, spawn
+from beamlet.actors import open_node, receive, register, run as run_local, send, spawn
 from beamlet.apps.pubsub import PubSub, broadcast, stats, subscribe
 from beamlet.cluster import connect, listen_address, pg, run as run_node
 
@@ -274,6 +281,31 @@ def serve_redis_py(subs: int, port: int) -> None:
     asyncio.run(main())
 
 
+#: The Redis adapter's nodes are not distributed: these are their node_names.
+REDIS_NODE_A, REDIS_NODE_B = "bench-a", "bench-b"
+#: The Redis adapter's queue and buffer, large enough that nothing is dropped.
+REDIS_ADAPTER_BOUNDS = {"max_queue": 10_000_000, "max_buffer": 10_000_000}
+
+
+async def serve_beamlet_redis(subs: int, port: int) -> None:
+    """Node B with the Redis adapter: not distributed, reached through Redis only."""
+    await PubSub.start_link(
+        "bench",
+        adapter="redis",
+        redis=f"redis://{HOST}:{port}/0",
+        node_name=REDIS_NODE_B,
+        **REDIS_ADAPTER_BOUNDS,
+    )
+    tally, subscribed = Tally(), Countdown()
+    subscribed.arm(subs)
+    for k in range(subs):
+        spawn(_bench_subscriber, tally, k == 0, subscribed)
+    await subscribed.done.wait()
+    print("READY", flush=True)
+    with trio.CancelScope() as scope:
+        await _read_commands(tally, scope)
+
+
 @contextmanager
 def child(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
     proc = subprocess.Popen(
@@ -406,13 +438,13 @@ def redis_server() -> Iterator[int]:
         proc.wait()
 
 
-def until_subscribed(port: int, subs: int) -> None:
+def until_subscribed(port: int, subs: int, channel: str = "bench") -> None:
     """Wait until Redis counts ``subs`` subscribers of the channel."""
     import redis
 
     client = redis.Redis(host=HOST, port=port)
     deadline = time.monotonic() + TIMEOUT
-    while client.pubsub_numsub("bench")[0][1] < subs:
+    while client.pubsub_numsub(channel)[0][1] < subs:
         if time.monotonic() > deadline:
             raise RuntimeError("the Redis subscribers did not subscribe")
         time.sleep(0.01)
@@ -477,6 +509,48 @@ def coredis_remote(port: int, subs: int, n: int, n_latency: int, rounds: int) ->
     return out
 
 
+def beamlet_redis_remote(
+    port: int, subs: int, n: int, n_latency: int, rounds: int
+) -> dict[str, Any]:
+    """Node A (here) broadcasts through the Redis adapter to node B; neither is distributed."""
+    out: dict[str, Any] = {"rate": [], "latency": []}
+    args = ("--serve", "beamlet-redis", "--subs", str(subs), "--redis-port", str(port))
+    with child(*args) as (proc, _):
+
+        async def main() -> None:
+            await PubSub.start_link(
+                "bench",
+                adapter="redis",
+                redis=f"redis://{HOST}:{port}/0",
+                node_name=REDIS_NODE_A,
+                **REDIS_ADAPTER_BOUNDS,
+            )
+            # Both adapters on the channel (A hears its own broadcasts back, and drops them).
+            await trio.to_thread.run_sync(until_subscribed, port, 2, "beamlet:bench")
+            for r in range(rounds + 1):
+                count = n if r else n // 10
+                tell(proc, count * subs, False)
+                start = time.perf_counter()
+                for base in range(0, count, BURST):
+                    for i in range(base, min(base + BURST, count)):
+                        broadcast("bench", "t", (i, None))
+                    await trio.lowlevel.checkpoint()
+                await trio.to_thread.run_sync(wait_done, proc)
+                if r:
+                    out["rate"].append(count * subs / (time.perf_counter() - start))
+            tell(proc, n_latency * subs, True)
+            for i in range(n_latency):
+                broadcast("bench", "t", (i, time.perf_counter()))
+                await trio.sleep(LATENCY_INTERVAL)
+            out["latency"] = (await trio.to_thread.run_sync(wait_done, proc))["latencies"]
+            drops = stats("bench")["redis_send_drops"]
+            if drops:
+                raise RuntimeError(f"{drops} broadcasts not published to Redis")
+
+        run_local(main, watchdog_threshold=None)
+    return out
+
+
 # -- the report ---------------------------------------------------------------------------------
 
 
@@ -484,9 +558,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--only", action="append", choices=["local", "remote", "redis", "coredis"])
     parser.add_argument(
-        "--serve", choices=["beamlet", "redis-py", "coredis"], help=argparse.SUPPRESS
+        "--only",
+        action="append",
+        choices=["local", "remote", "redis", "coredis", "redis-adapter"],
+    )
+    parser.add_argument(
+        "--serve",
+        choices=["beamlet", "redis-py", "coredis", "beamlet-redis"],
+        help=argparse.SUPPRESS,
     )
     parser.add_argument("--subs", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--redis-port", type=int, default=0, help=argparse.SUPPRESS)
@@ -501,8 +581,12 @@ def main() -> None:
     if args.serve == "coredis":
         trio.run(serve_coredis, args.subs, args.redis_port)
         return
+    if args.serve == "beamlet-redis":
+        run_local(serve_beamlet_redis, args.subs, args.redis_port, watchdog_threshold=None)
+        return
 
-    only = set(args.only or ["local", "remote", "redis", "coredis"])
+    only = set(args.only or ["local", "remote", "redis", "coredis", "redis-adapter"])
+    on_redis = {"redis", "coredis", "redis-adapter"} & only
     subs_local = 500 if args.quick else 10_000
     n = 2_000 if args.quick else 100_000
     n_latency = 50 if args.quick else 2_000
@@ -529,8 +613,12 @@ def main() -> None:
         count = n if subs == 1 else max(n // 100, 200)
         if "remote" in only:
             results.setdefault("beamlet", {})[subs] = beamlet_remote(subs, count, n_latency, rounds)
-        if ({"redis", "coredis"} & only) and shutil.which("redis-server"):
+        if on_redis and shutil.which("redis-server"):
             with redis_server() as port:
+                if "redis-adapter" in only:
+                    results.setdefault("beamlet Redis adapter", {})[subs] = beamlet_redis_remote(
+                        port, subs, count, n_latency, rounds
+                    )
                 if "redis" in only:
                     results.setdefault("redis-py", {})[subs] = redis_py_remote(
                         port, subs, count, n_latency, rounds
@@ -539,7 +627,7 @@ def main() -> None:
                     results.setdefault("coredis", {})[subs] = coredis_remote(
                         port, subs, count, n_latency, rounds
                     )
-    if ({"redis", "coredis"} & only) and not shutil.which("redis-server"):
+    if on_redis and not shutil.which("redis-server"):
         print("\nRedis baselines skipped: redis-server is not installed")
 
     if results:
@@ -574,6 +662,19 @@ def main() -> None:
                         f"(target < 1); throughput to 1 / {other}: "
                         f"{rate1 / median(theirs[1]['rate']):.2f}x, to 100: "
                         f"{rate100 / median(theirs[100]['rate']):.2f}x"
+                    )
+
+        adapter = results.get("beamlet Redis adapter")
+        if adapter:
+            lat = median(adapter[1]["latency"])
+            for other in ("coredis", "redis-py"):
+                if other in results:
+                    theirs = results[other]
+                    print(
+                        f"Redis adapter / {other} pub/sub: throughput to 1 "
+                        f"{median(adapter[1]['rate']) / median(theirs[1]['rate']):.2f}x, "
+                        f"to 100 {median(adapter[100]['rate']) / median(theirs[100]['rate']):.2f}x, "
+                        f"latency median {lat / median(theirs[1]['latency']):.2f}x"
                     )
 
 

@@ -122,5 +122,10 @@ def test_pubsub_benchmark_prints_every_ratio() -> None:
     ):
         assert figure in out, out
     if "Redis baselines skipped" not in out:
-        for figure in ("latency median, beamlet / redis-py", "latency median, beamlet / coredis"):
+        for figure in (
+            "latency median, beamlet / redis-py",
+            "latency median, beamlet / coredis",
+            "Redis adapter / coredis pub/sub",
+            "Redis adapter / redis-py pub/sub",
+        ):
             assert figure in out, out
