@@ -1,11 +1,19 @@
 """The conformance suite every PubSub adapter passes (as ``trio.testing.check_two_way_stream``).
 
-``await check_pubsub_adapter(cluster, ["a", "b", "c"], adapter=...)`` starts a
-PubSub with that adapter on each node, checks the behaviour beamlet promises
-whatever the adapter (delivery on every node, duplicates, unsubscribe,
-cleanup at exit, ``broadcast_from``, local and direct broadcasts, order per
-publisher, custom dispatchers, bad input, the slow-subscriber bound), and
-stops it again. It raises ``AssertionError`` naming the check that failed.
+``await check_pubsub_adapter(cluster, ["a", "b", "c"], adapter=..., outage=...)``
+starts a PubSub with that adapter on each node, checks the behaviour beamlet
+promises whatever the adapter (delivery on every node, duplicates,
+unsubscribe, cleanup at exit, ``broadcast_from``, local and direct
+broadcasts, order per publisher, custom dispatchers, bad input, the
+slow-subscriber bound, and what an outage between the nodes does), and stops
+it again. It raises ``AssertionError`` naming the check that failed.
+
+The ``"outage"`` check needs an ``Outage``: what cuts a node off from the
+others and ends that again depends on what joins the nodes (a partition in
+the simulation for the cluster adapter; Redis killed and restarted for the
+Redis adapter). Without one, leave the check out explicitly
+(``checks=[c for c in CHECKS if c != "outage"]``): ``check_pubsub_adapter``
+refuses to skip it silently.
 
 ``cluster`` runs nodes in this ``trio.run``: anything with
 ``await cluster.run(node, fn, *args)`` (run ``fn`` as a process on ``node``,
@@ -48,7 +56,7 @@ from ._pubsub import (
     unsubscribe,
 )
 
-__all__ = ["CHECKS", "ClusterLike", "check_pubsub_adapter"]
+__all__ = ["CHECKS", "ClusterLike", "Outage", "check_pubsub_adapter"]
 
 PUBSUB = "beamlet_conformance"
 MARK = "marker"
@@ -61,6 +69,31 @@ class ClusterLike(Protocol):
     async def run(self, node: str, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any: ...
 
     def spawn(self, node: str, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any: ...
+
+
+class Outage(Protocol):
+    """How the ``"outage"`` check cuts a node off from the others, and ends that.
+
+    Attributes:
+        counts: the key of ``stats(pubsub)`` that counts, on the node cut
+            off, the broadcasts that could not leave it (the Redis adapter's
+            ``"redis_send_drops"``), or None if the adapter cannot know (the
+            cluster adapter: a partitioned node no longer knows the others).
+    """
+
+    counts: str | None
+
+    async def cut(self, node: str) -> None:
+        """Cut ``node`` off from every other node; return once ``node`` knows it.
+
+        It may cut the others off from each other too (Redis down cuts every
+        node off).
+        """
+        ...
+
+    async def heal(self) -> None:
+        """End the outage. The suite then waits until the nodes hear each other."""
+        ...
 
 
 @dispatcher("beamlet.conformance.tagged")
@@ -147,6 +180,17 @@ async def _seq(*calls: tuple[Any, ...]) -> list[Any]:
     return [fn(*args) for fn, *args in calls]
 
 
+async def _attempt(*calls: tuple[Any, ...]) -> list[BaseException]:
+    """Run ``(fn, *args)`` calls in order in one process; what they raised."""
+    raised: list[BaseException] = []
+    for fn, *args in calls:
+        try:
+            fn(*args)
+        except Exception as exc:
+            raised.append(exc)
+    return raised
+
+
 async def _raises(fn: Callable[..., Any], *args: Any) -> BaseException | None:
     try:
         fn(*args)
@@ -156,11 +200,19 @@ async def _raises(fn: Callable[..., Any], *args: Any) -> BaseException | None:
 
 
 class _Suite:
-    def __init__(self, cluster: ClusterLike, nodes: Sequence[str], timeout: float) -> None:
+    def __init__(
+        self,
+        cluster: ClusterLike,
+        nodes: Sequence[str],
+        timeout: float,
+        outage: Outage | None = None,
+    ) -> None:
         self.cluster = cluster
         self.nodes = list(nodes)
         self.timeout = timeout
+        self.cut = outage
         self.marks = 0
+        self.rounds = 0
 
     async def listen(
         self,
@@ -187,13 +239,15 @@ class _Suite:
 
     # -- the checks ---------------------------------------------------------------------
 
-    async def ready(self) -> None:
+    async def ready(self, check: str = "ready") -> None:
         """Wait until a broadcast from each node reaches every other node."""
-        inboxes = {n: await self.listen(n, "ready") for n in self.nodes}
+        self.rounds += 1
+        topic = f"ready.{self.rounds}"
+        inboxes = {n: await self.listen(n, topic) for n in self.nodes}
         with trio.move_on_after(self.timeout):
             while True:
                 for n in self.nodes:
-                    await self.run(n, broadcast, PUBSUB, "ready", n)
+                    await self.run(n, broadcast, PUBSUB, topic, n)
                 if all(
                     {m for m in inbox.items if m in self.nodes} >= set(self.nodes)
                     for inbox in inboxes.values()
@@ -201,7 +255,7 @@ class _Suite:
                     return
                 await trio.sleep(0.05)
         raise AssertionError(
-            "ready: the nodes did not hear each other's broadcasts: "
+            f"{check}: the nodes did not hear each other's broadcasts: "
             + repr({n: i.items for n, i in inboxes.items()})
         )
 
@@ -408,6 +462,52 @@ class _Suite:
         await slow.until("the slow subscriber's kept messages", lambda i: len(i) >= 4, self.timeout)
         assert slow.items[:3] == [0, 1, 2], f"slow subscriber kept {slow.items!r}"
 
+    async def outage(self) -> None:
+        """A node cut off: its broadcasts return, reach its own subscribers only,
+        are counted if the adapter can, are never replayed; afterwards all is as before."""
+        assert self.cut is not None
+        a, b = self.nodes[0], self.nodes[1]
+        inboxes = {n: await self.listen(n, "t.outage") for n in self.nodes}
+        b_name = await self.run(b, node_name, PUBSUB)
+        counts = self.cut.counts
+        before = (await self.run(a, stats, PUBSUB))[counts] if counts is not None else 0
+
+        await self.cut.cut(a)
+        self.marks += 1
+        k = self.marks
+        raised = await self.cluster.run(
+            a,
+            _attempt,
+            (broadcast, PUBSUB, "t.outage", "during"),
+            (direct_broadcast, b_name, PUBSUB, "t.outage", "direct during"),
+            (broadcast, PUBSUB, MARK, (MARK, k)),
+        )
+        assert raised == [], f"outage: a broadcast on a node cut off raised {raised!r}"
+        exc = await self.cluster.run(a, _raises, broadcast, PUBSUB, "t.outage", object())
+        assert isinstance(exc, TypeError), f"outage: an unencodable message got {exc!r}"
+        got = await inboxes[a].marked("outage: local subscribers still get it", k, self.timeout)
+        assert got == ["during"], f"outage: {a} got {got!r}, not ['during']"
+        if counts is not None:
+            lost = (await self.run(a, stats, PUBSUB))[counts] - before
+            # the broadcast, the direct one and the marker
+            assert lost == 3, f"outage: {lost} broadcasts counted in {counts!r}, not 3"
+        k = await self.publish(b, (broadcast, PUBSUB, "t.outage", "b during"))
+        got = await inboxes[b].marked("outage: the other side's own subscribers", k, self.timeout)
+        assert got == ["b during"], f"outage: {b} got {got!r}, not ['b during']"
+
+        await self.cut.heal()
+        await self.ready("outage: after it ends, the nodes hear each other again")
+        k = await self.publish(a, (broadcast, PUBSUB, "t.outage", "after"))
+        for node, inbox in inboxes.items():
+            await inbox.marked("outage: a broadcast after it ends", k, self.timeout)
+            got = [m for m in inbox.items if not _is_mark(m)]
+            if node == a:
+                assert got == ["during", "after"], f"outage: {a} got {got!r}"
+            else:
+                lost = [m for m in ("during", "direct during") if m in got]
+                assert lost == [], f"outage: {node} got {lost!r}, sent while cut off"
+                assert got[-1:] == ["after"], f"outage: {node} got {got!r}"
+
 
 def _broadcast_from_self(topic: str, message: Any) -> None:
     broadcast_from(PUBSUB, self_pid(), topic, message)
@@ -428,6 +528,7 @@ CHECKS = [
     "custom_dispatcher",
     "bad_input",
     "slow_subscriber",
+    "outage",
 ]
 
 
@@ -438,6 +539,7 @@ async def check_pubsub_adapter(
     adapter: Any = "cluster",
     timeout: float = 10.0,
     checks: Sequence[str] | None = None,
+    outage: Outage | None = None,
     **options: Any,
 ) -> None:
     """Run the conformance suite for ``adapter`` on ``nodes`` of ``cluster``.
@@ -448,15 +550,28 @@ async def check_pubsub_adapter(
         adapter: as ``PubSub.start_link``'s ``adapter``.
         timeout: seconds any one wait may take.
         checks: run only these (names from ``CHECKS``); all by default.
+        outage: cuts a node off and ends that, for the ``"outage"`` check
+            (see ``Outage``); needed whenever that check runs.
         options: other options for ``PubSub.start_link`` (``pool_size``,
             the adapter's own).
 
     Raises:
         AssertionError: a check failed; the message names it.
+        ValueError: fewer than two nodes, an unknown check, or the
+            ``"outage"`` check without ``outage``.
     """
     if len(nodes) < 2:
         raise ValueError("the conformance suite needs at least two nodes")
-    suite = _Suite(cluster, nodes, timeout)
+    selected = list(CHECKS if checks is None else checks)
+    unknown = [name for name in selected if name not in CHECKS]
+    if unknown:
+        raise ValueError(f"unknown conformance checks {unknown!r}; the checks are {CHECKS!r}")
+    if "outage" in selected and outage is None:
+        raise ValueError(
+            "the 'outage' check needs outage=... (an Outage that cuts a node off and ends "
+            "that); to run without it, leave it out: checks=[c for c in CHECKS if c != 'outage']"
+        )
+    suite = _Suite(cluster, nodes, timeout, outage)
     stop = trio.Event()
     for node in nodes:
         ready = trio.Event()
@@ -465,7 +580,7 @@ async def check_pubsub_adapter(
             await ready.wait()
     try:
         await suite.ready()
-        for name in CHECKS if checks is None else checks:
+        for name in selected:
             await getattr(suite, name)()
     finally:
         stop.set()

@@ -27,7 +27,7 @@ from beamlet.apps.pubsub import (
     subscribe,
 )
 from beamlet.apps.pubsub._redis_adapter import RedisAdapter
-from beamlet.apps.pubsub.testing import CHECKS, check_pubsub_adapter
+from beamlet.apps.pubsub.testing import CHECKS, PUBSUB as CONFORMANCE, check_pubsub_adapter
 from beamlet.cluster import decode, encode
 from redis_server import RedisServer
 
@@ -123,11 +123,59 @@ async def _broadcast(*messages: Any) -> None:
 # -- the conformance suite ------------------------------------------------------------------
 
 
+async def _conformance_stats() -> dict[str, int]:
+    return stats(CONFORMANCE)
+
+
+class RedisOutage:
+    """The suite's outage through Redis: redis-server SIGKILLed, then started again.
+
+    Killing Redis cuts every node off, not only the one named. ``heal`` returns
+    once every node has reconnected (with backoff) and subscribed again; the
+    suite then checks that broadcasts flow as before.
+    """
+
+    counts = "redis_send_drops"
+
+    def __init__(self, server: RedisServer, cluster: LocalNodes) -> None:
+        self.server = server
+        self.cluster = cluster
+        self.outages = 0
+
+    async def _all(self, what: str, predicate: Callable[[dict[str, int]], bool]) -> None:
+        for node in self.cluster.nodes:
+
+            async def holds(node: str = node) -> bool:
+                return predicate(await self.cluster.run(node, _conformance_stats))
+
+            await eventually(f"{what} on {node}", holds)
+
+    async def cut(self, node: str) -> None:
+        assert node in self.cluster.nodes
+        self.server.kill()
+        await self._all("Redis seen down", lambda s: s["redis_up"] == 0)
+
+    async def heal(self) -> None:
+        await self.server.restart_async()
+        self.outages += 1
+        n = self.outages
+        await self._all(
+            "reconnected and subscribed again",
+            lambda s: (
+                s["redis_up"] == 1
+                and s["redis_reconnects"] == n
+                and s["redis_resubscriptions"] == n
+            ),
+        )
+
+
 async def test_redis_adapter_conforms(redis_server: RedisServer) -> None:
     async with local_nodes("a", "b", "c") as cluster:
+        outage = RedisOutage(redis_server, cluster)
         await check_pubsub_adapter(
-            cluster, ["a", "b", "c"], adapter="redis", redis=fast(redis_server)
+            cluster, ["a", "b", "c"], adapter="redis", redis=fast(redis_server), outage=outage
         )
+        assert outage.outages == 1
 
 
 async def test_redis_adapter_conforms_with_shards_and_compression(
@@ -139,6 +187,7 @@ async def test_redis_adapter_conforms_with_shards_and_compression(
             ["a", "b"],
             adapter="redis",
             redis=fast(redis_server),
+            outage=RedisOutage(redis_server, cluster),
             pool_size=3,
             broadcast_pool_size=2,
             compression_level=6,
@@ -149,8 +198,49 @@ async def test_redis_adapter_conforms_with_shards_and_compression(
 async def test_each_check_alone(check: str, redis_server: RedisServer) -> None:
     async with local_nodes("a", "b") as cluster:
         await check_pubsub_adapter(
-            cluster, ["a", "b"], adapter="redis", redis=fast(redis_server), checks=[check]
+            cluster,
+            ["a", "b"],
+            adapter="redis",
+            redis=fast(redis_server),
+            checks=[check],
+            outage=RedisOutage(redis_server, cluster),
         )
+
+
+class _Uncounted(RedisAdapter):
+    """Drops what it cannot publish without counting it: silent loss."""
+
+    def _dropped(self, count: int, why: str) -> None:
+        pass
+
+
+class _Raising(RedisAdapter):
+    """Raises in the publisher while Redis is down: delivery must stay at-most-once."""
+
+    def broadcast(self, topic: str, message: Any, dispatcher: str, from_pid: Any) -> None:
+        live = self._live
+        if live is not None and not live.redis.up:
+            raise ConnectionError("Redis is down")
+        super().broadcast(topic, message, dispatcher, from_pid)
+
+
+@pytest.mark.parametrize(
+    ("adapter", "words"),
+    [(_Uncounted, "counted in 'redis_send_drops'"), (_Raising, "raised")],
+)
+async def test_the_outage_check_catches_a_broken_adapter(
+    adapter: type[RedisAdapter], words: str, redis_server: RedisServer
+) -> None:
+    async with local_nodes("a", "b") as cluster:
+        with pytest.raises(AssertionError, match=words):
+            await check_pubsub_adapter(
+                cluster,
+                ["a", "b"],
+                adapter=adapter,
+                redis=fast(redis_server),
+                checks=["outage"],
+                outage=RedisOutage(redis_server, cluster),
+            )
 
 
 async def test_own_broadcasts_are_not_delivered_twice(redis_server: RedisServer) -> None:
