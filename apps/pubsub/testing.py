@@ -61,6 +61,8 @@ __all__ = ["CHECKS", "ClusterLike", "Outage", "check_pubsub_adapter"]
 PUBSUB = "beamlet_conformance"
 MARK = "marker"
 AGENT = "beamlet.conformance.agent"
+#: Bytes of a message over the codec's default limit (8 MiB).
+TOO_LARGE = 9 * 1024 * 1024
 
 
 class ClusterLike(Protocol):
@@ -429,8 +431,12 @@ class _Suite:
                 direct_broadcast,
                 (b_name, PUBSUB, "t.bad", object()),
             ),
+            ("too large", ValueError, broadcast, (PUBSUB, "t.bad", b"x" * TOO_LARGE)),
             ("topic not a str", TypeError, broadcast, (PUBSUB, b"t.bad", 1)),
             ("topic not a str (local)", TypeError, local_broadcast, (PUBSUB, 7, 1)),
+            ("topic not a str (direct)", TypeError, direct_broadcast, (b_name, PUBSUB, None, 1)),
+            ("topic not a str (subscribe)", TypeError, subscribe, (PUBSUB, ("t.bad",))),
+            ("node not a str (direct)", TypeError, direct_broadcast, (7, PUBSUB, "t.bad", 1)),
             ("unknown pubsub", UnknownPubSubError, broadcast, ("no such pubsub", "t.bad", 1)),
             ("unregistered dispatcher", TypeError, broadcast, (PUBSUB, "t.bad", 1, unregistered)),
             ("unknown dispatcher", LookupError, broadcast, (PUBSUB, "t.bad", 1, "no.such")),

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import inspect
+import tomllib
+from pathlib import Path
 
 import beamlet.apps.pubsub as pubsub
 import beamlet.apps.pubsub.testing as testing
 from export_checks import check_documented, check_homes, check_public_names
+
+REPO = Path(__file__).resolve().parents[3]
 
 DESIGN_NAMES = [
     "PubSub",
@@ -55,5 +59,15 @@ def test_the_adapter_interface_is_small_and_documented() -> None:
 
 
 def test_the_conformance_suite_is_public() -> None:
-    assert testing.__all__ == ["CHECKS", "ClusterLike", "check_pubsub_adapter"]
+    assert testing.__all__ == ["CHECKS", "ClusterLike", "Outage", "check_pubsub_adapter"]
     assert inspect.iscoroutinefunction(testing.check_pubsub_adapter)
+    assert "outage" in testing.CHECKS
+    assert inspect.getdoc(testing.Outage)
+
+
+def test_the_redis_adapter_is_the_redis_extra() -> None:
+    """``pip install 'beamlet[redis]'`` brings coredis; a plain install does not."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert [d.split(">")[0] for d in project["optional-dependencies"]["redis"]] == ["coredis"]
+    assert not any("coredis" in d for d in project["dependencies"])
+    assert pubsub.ADAPTERS["redis"] == "beamlet.apps.pubsub._redis_adapter:RedisAdapter"

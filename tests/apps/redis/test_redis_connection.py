@@ -15,6 +15,7 @@ import coredis
 import pytest
 import sniffio
 import trio
+import trio.testing
 from beamlet.actors import open_node, receive, self_pid, send, spawn
 from beamlet.apps._redis import (
     RedisCommandError,
@@ -211,6 +212,39 @@ async def test_killed_mid_run_fails_fast_then_recovers(
     # One line down, one line back: none for each of the failed attempts or calls.
     assert len(records(caplog, logging.WARNING)) == 1
     assert len(records(caplog, logging.INFO)) == 1
+
+
+async def test_reconnection_attempts_back_off_exponentially(
+    redis_server: RedisServer, mock_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While Redis stays down, attempt n comes at least half its cap after the last one.
+
+    The cap doubles from ``reconnect_initial`` to ``reconnect_max``. Virtual
+    time: the clock jumps over the backoff's sleeps once nothing has happened
+    for 50 ms of real time (an attempt at a closed port fails well before).
+    """
+    attempts: list[float] = []
+    try_once = RedisConnection._try_once
+
+    async def recorded(self: RedisConnection) -> bool:
+        attempts.append(trio.current_time())
+        return await try_once(self)
+
+    monkeypatch.setattr(RedisConnection, "_try_once", recorded)
+    redis_server.kill()
+    mock_clock.autojump_threshold = 0.05
+    options = fast(redis_server, reconnect_initial=0.1, reconnect_max=1.6)
+    async with open_redis(options) as redis:
+        down_at = trio.current_time()  # the first contact failed: the outage began
+        with trio.fail_after(60):  # virtual seconds
+            while len(attempts) < 8:  # noqa: ASYNC110 (attempts announce nothing)
+                await trio.sleep(0.5)
+        assert not redis.up and redis.health.failed_attempts >= 8
+    caps = [0.1, 0.2, 0.4, 0.8, 1.6, 1.6, 1.6, 1.6]
+    gaps = [t - s for s, t in zip([down_at, *attempts], attempts[:8], strict=False)]
+    for n, (gap, cap) in enumerate(zip(gaps, caps, strict=True), start=1):
+        assert gap >= cap / 2, f"attempt {n} came {gap:.3f} s after the last, under {cap / 2}"
+    assert sum(gaps) >= sum(caps) / 2
 
 
 async def test_still_down_is_logged_once_per_period(
