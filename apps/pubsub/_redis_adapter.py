@@ -28,16 +28,16 @@ under load, Redis and every receiver handle one message for hundreds.
 does not).
 
 Sending never blocks: ``broadcast`` encodes the message in the caller (an
-unencodable one raises ``TypeError`` there, nothing sent) and queues it on
-the shard chosen by the publisher's pid (``pool_size`` shards, each a queue
-of ``max_queue`` messages and a task that publishes them in order,
-pipelined, in envelopes), so per-publisher order holds. What cannot go out is counted in
+unencodable one raises ``TypeError`` there, nothing sent) and queues it on the
+shard chosen by the publisher's pid (``pool_size`` shards, each a queue of
+``max_queue`` messages and a task that publishes them in order, pipelined, in
+envelopes), so per-publisher order holds. What cannot go out is counted in
 ``stats(pubsub)["redis_send_drops"]`` and logged (at most one line per
 ``log_period``), never lost silently: a broadcast while Redis is down (the
-connection knows it is down, so this costs nothing), while the adapter
-process is restarting, when the shard's queue is full, or in a batch whose
-PUBLISH failed. It does not raise: at-most-once, as the cluster adapter
-(whose node may be partitioned away just as silently, except for its count).
+connection knows it is down, so this costs nothing), while the adapter process
+is restarting, when the shard's queue is full, or in a batch whose PUBLISH
+failed. It does not raise: at-most-once, as the cluster adapter (whose node
+may be partitioned away just as silently, except for its count).
 
 What arrives is checked: an envelope that does not decode or has the wrong
 shape is dropped, counted in ``stats(pubsub)["bad_input"]`` and reported

@@ -9,9 +9,10 @@ slow-subscriber bound, and what an outage between the nodes does), and stops
 it again. It raises ``AssertionError`` naming the check that failed.
 
 The ``"outage"`` check needs an ``Outage``: what cuts a node off from the
-others and ends that again depends on what joins the nodes (a partition in
-the simulation for the cluster adapter; Redis killed and restarted for the
-Redis adapter). Without one, leave the check out explicitly
+others and ends that again depends on what joins the nodes. ``Partition``
+is the one for ``SimulatedCluster`` (a network partition, then the heal);
+beamlet's own tests run the Redis adapter's with ``redis-server`` SIGKILLed
+and started again. Without one, leave the check out explicitly
 (``checks=[c for c in CHECKS if c != "outage"]``): ``check_pubsub_adapter``
 refuses to skip it silently.
 
@@ -56,7 +57,7 @@ from ._pubsub import (
     unsubscribe,
 )
 
-__all__ = ["CHECKS", "ClusterLike", "Outage", "check_pubsub_adapter"]
+__all__ = ["CHECKS", "ClusterLike", "Outage", "Partition", "check_pubsub_adapter"]
 
 PUBSUB = "beamlet_conformance"
 MARK = "marker"
@@ -96,6 +97,40 @@ class Outage(Protocol):
     async def heal(self) -> None:
         """End the outage. The suite then waits until the nodes hear each other."""
         ...
+
+
+class Partition:
+    """The ``Outage`` of a ``SimulatedCluster``: a network partition, then the heal.
+
+    ``cut(node)`` partitions ``node`` from every other running node and
+    returns once ``node`` has lost them all (its net tick ran out: start the
+    cluster with a short ``ticktime``, such as 4 seconds, and a ``MockClock``);
+    ``heal()`` ends the partition and returns once the nodes are connected
+    again. ``counts`` is None: a partitioned node no longer knows the others,
+    so the cluster adapter has no one it failed to send to.
+
+    Args:
+        sim: the cluster (``beamlet.cluster.simulation.SimulatedCluster``).
+        timeout: seconds (virtual, under a ``MockClock``) ``cut`` and
+            ``heal`` may take.
+    """
+
+    counts: str | None = None
+
+    def __init__(self, sim: Any, timeout: float = 120.0) -> None:
+        self.sim = sim
+        self.timeout = timeout
+
+    async def cut(self, node: str) -> None:
+        """Partition ``node`` from the others; return once it has lost them."""
+        sim = self.sim
+        sim.partition({node}, set(sim.running()) - {node})
+        await sim.wait_until(lambda: sim.nodes(node) == [], timeout=self.timeout)
+
+    async def heal(self) -> None:
+        """End the partition; return once the nodes are connected again."""
+        self.sim.heal()
+        await self.sim.wait_connected(timeout=self.timeout)
 
 
 @dispatcher("beamlet.conformance.tagged")

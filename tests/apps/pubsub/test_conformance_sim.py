@@ -5,32 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from beamlet.apps.pubsub.testing import CHECKS, check_pubsub_adapter
-from beamlet.cluster.simulation import SimulatedCluster, simulated_cluster
+from beamlet.apps.pubsub.testing import CHECKS, Partition, check_pubsub_adapter
+from beamlet.cluster.simulation import simulated_cluster
 
 #: Seconds between ticks: a partition is noticed within a few of them.
 TICKTIME = 4.0
-
-
-class Partition:
-    """The suite's outage in the simulation: a network partition, then the heal.
-
-    The cluster adapter does not count what a partitioned node broadcasts: the
-    node has lost the others (nodedown), so there is no one it failed to send to.
-    """
-
-    counts = None
-
-    def __init__(self, sim: SimulatedCluster) -> None:
-        self.sim = sim
-
-    async def cut(self, node: str) -> None:
-        self.sim.partition({node}, set(self.sim.running()) - {node})
-        await self.sim.wait_until(lambda: self.sim.nodes(node) == [], timeout=120)
-
-    async def heal(self) -> None:
-        self.sim.heal()
-        await self.sim.wait_connected(timeout=120)
 
 
 async def test_cluster_adapter_conforms(autojump_clock: Any) -> None:

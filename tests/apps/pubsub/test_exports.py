@@ -59,10 +59,16 @@ def test_the_adapter_interface_is_small_and_documented() -> None:
 
 
 def test_the_conformance_suite_is_public() -> None:
-    assert testing.__all__ == ["CHECKS", "ClusterLike", "Outage", "check_pubsub_adapter"]
+    assert testing.__all__ == [
+        "CHECKS",
+        "ClusterLike",
+        "Outage",
+        "Partition",
+        "check_pubsub_adapter",
+    ]
     assert inspect.iscoroutinefunction(testing.check_pubsub_adapter)
     assert "outage" in testing.CHECKS
-    assert inspect.getdoc(testing.Outage)
+    assert inspect.getdoc(testing.Outage) and inspect.getdoc(testing.Partition)
 
 
 def test_the_redis_adapter_is_the_redis_extra() -> None:
