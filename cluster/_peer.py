@@ -25,7 +25,8 @@ import select
 from typing import TYPE_CHECKING, Any
 
 import trio
-from beamlet.actors import Pid
+from beamlet.actors import Down, ExitSignal, Pid
+from beamlet.actors.lowlevel import BadInputLog
 
 from . import _wire as wire
 from ._events import Capability, ConnectionClosed, Send
@@ -41,6 +42,15 @@ logger = logging.getLogger("beamlet.cluster")
 
 #: Events dispatched at a time by a connection's reader (see ``Peer._apply_pending``).
 DISPATCH_BATCH = 128
+
+#: What only the runtime delivers: a process that gets one of these knows that
+#: a monitor fired or a linked process exited, and acts on the pid or ref it
+#: names (a GenServer stops on an ``ExitSignal`` from its parent; a pool
+#: replaces a worker whose monitor sent ``Down``). A peer that sends one as a
+#: plain message forges that: it is refused (logged, rate-limited) and
+#: dropped. The real ones cross as signals (exit and down frames), from which
+#: this node makes them.
+RUNTIME_SIGNALS = frozenset({Down, ExitSignal})
 
 
 class DistributionBusyError(RuntimeError):
@@ -88,6 +98,7 @@ class Peer:
         self._encode_message = session.encode_message
         self._remote_send = dist.node.remote_send
         self._apply_event = dist.dispatch
+        self.bad_input = BadInputLog(f"connection to {name}", logger)
         # A TCP connection that is idle is written to at once, by the sender
         # (see ``_queue``); other streams, and a busy connection, by the writer.
         self._fd = -1
@@ -188,7 +199,11 @@ class Peer:
         for event in events:
             try:
                 if type(event) is Send:  # nearly all the traffic
-                    remote_send(event.to_pid, event.msg)
+                    msg = event.msg
+                    if type(msg) in RUNTIME_SIGNALS:
+                        self.forged(msg)
+                    else:
+                        remote_send(event.to_pid, msg)
                 else:
                     dispatch(self, event)
             except Exception as exc:  # a bug, or a value the node cannot take
@@ -196,6 +211,12 @@ class Peer:
                 self.close_reason = ("protocol_error", repr(exc))
                 return False
         return True
+
+    def forged(self, msg: Any) -> None:
+        """A plain message that only the runtime may deliver (``RUNTIME_SIGNALS``): dropped."""
+        self.bad_input.report(
+            f"message ({type(msg).__name__}: only the runtime delivers those)", msg, "forged"
+        )
 
     async def _apply_pending(self) -> bool:
         """Dispatch the events buffered, a batch at a time; False: close the connection.

@@ -25,7 +25,7 @@ from beamlet.actors.lowlevel import Reply, Router
 
 from . import _wire as wire
 from ._membership import Membership
-from ._peer import DistributionBusyError, Peer
+from ._peer import RUNTIME_SIGNALS, DistributionBusyError, Peer
 
 __all__ = ["MAX_QUEUED", "NetworkRouter"]
 
@@ -125,10 +125,13 @@ class NetworkRouter(Router):
         """Apply one control event that arrived from ``peer``."""
         node = self.node
         kind = wire.kind(event)
-        if kind == "send":
-            node.remote_send(event.to_pid, event.msg)
-        elif kind == "send_named":
-            node.remote_send_named(event.to_name, event.msg)
+        if kind == "send" or kind == "send_named":
+            if type(event.msg) in RUNTIME_SIGNALS:
+                peer.forged(event.msg)
+            elif kind == "send":
+                node.remote_send(event.to_pid, event.msg)
+            else:
+                node.remote_send_named(event.to_name, event.msg)
         elif kind == "link":
             node.remote_link(event.from_pid, event.to_pid)
         elif kind == "unlink":

@@ -159,6 +159,14 @@ class TrackerOptions:
             )
 
 
+#: The most replicas (node names) a shard keeps a record of. A heartbeat from
+#: one more name makes room by forgetting the replica that has been down the
+#: longest; with every known replica up, it is refused. So heartbeats made up
+#: under any number of names cost a bounded table (and a bounded clock in every
+#: heartbeat this shard sends), and the replicas that are up keep being served.
+MAX_REPLICAS = 1024
+
+
 # -- actions ---------------------------------------------------------------------
 
 
@@ -403,10 +411,12 @@ class TrackerCore:
         if replica[0] == self.name:
             # Ourselves, or a late message of an earlier incarnation of this shard.
             return []
+        actions: list[Action] = []
+        if replica[0] not in self.replicas and len(self.replicas) >= MAX_REPLICAS:
+            self._make_room(replica, actions)
         outcome = put_heartbeat(self.replicas, replica, now)
         if outcome.ignored:
             return []
-        actions: list[Action] = []
         old = outcome.replaced
         if old is not None:
             if old.status == "up":
@@ -421,6 +431,22 @@ class TrackerCore:
             self.generations = push(self.generations, delta, self.options.max_delta_sizes)
         self._pending_clocks[replica] = clocks
         return actions
+
+    def _make_room(self, newcomer: ReplicaRef, actions: list[Action]) -> None:
+        """Forget the replica down the longest, for ``newcomer`` (``MAX_REPLICAS``).
+
+        Raises:
+            MalformedMessageError: every known replica is up: nothing was changed.
+        """
+        down = [r for r in self.replicas.values() if r.status == "down"]
+        if not down:
+            raise MalformedMessageError(
+                f"a heartbeat from replica {newcomer!r} refused: this shard already keeps "
+                f"{len(self.replicas)} replicas (the most it keeps), all up"
+            )
+        oldest = min(down, key=lambda r: r.last_heartbeat_at)
+        del self.replicas[oldest.name]
+        self._permdown(oldest.ref, actions)
 
     def _follows(self, delta: Delta) -> bool:
         """Whether every section of ``delta`` starts within what we have of its replica.
@@ -445,6 +471,9 @@ class TrackerCore:
     def on_transfer_req(self, message: TransferReq) -> list[Action]:
         """Answer a transfer request with a delta generation or the full state.
 
+        Only a replica this shard knows (heard from, that incarnation) is
+        answered; a request from any other is ignored.
+
         Raises:
             MalformedMessageError: nothing was sent.
         """
@@ -453,18 +482,30 @@ class TrackerCore:
         clocks = _check_clock(message.clocks, "a transfer request's clocks")
         if requester == self.replica:
             return []
+        known = self.replicas.get(requester[0])
+        if known is None or known.vsn != requester[1]:
+            # Not a replica we know (its heartbeats come first, on the same
+            # path; or it was forgotten since): ignored, as a stale message.
+            # No state for strangers, nothing sent to a node named only by a
+            # request; a live requester asks again after its next sample.
+            return []
         delta = extract(self.state, self.generations, requester, clocks)
         return [SendTo(requester[0], TransferAck(ref, self.replica, delta.to_wire()))]
 
     def on_transfer_ack(self, message: TransferAck) -> list[Action]:
         """Merge a transfer (only what concerns replicas we know is taken).
 
+        A transfer from a replica this shard does not know is ignored.
+
         Raises:
             MalformedMessageError: nothing was changed.
         """
         _check_ref(message.ref)
-        check_replica(message.replica, "a transfer's replica")
+        sender = check_replica(message.replica, "a transfer's replica")
         delta = Delta.from_wire(message.delta)
+        known = self.replicas.get(sender[0])
+        if known is None or known.vsn != sender[1]:
+            return []  # not a replica we know (any more): ignored, as a stale message
         context = self.state.context
         # Only the sections that start within what we have (see ``_follows``):
         # a transfer answers our clock, unless it changed since we asked.

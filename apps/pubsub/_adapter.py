@@ -16,9 +16,16 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
-from beamlet.actors import Pid
+from beamlet.actors import Down, ExitSignal, Pid
 
-__all__ = ["ADAPTERS", "Adapter", "AdapterConfig", "resolve_adapter"]
+__all__ = ["ADAPTERS", "RUNTIME_SIGNALS", "Adapter", "AdapterConfig", "resolve_adapter"]
+
+#: Messages only the runtime delivers (a monitor fired, a linked process
+#: exited): processes act on the pid or ref they name (a GenServer stops on an
+#: ``ExitSignal`` from its parent). A broadcast from another node that carries
+#: one would forge it to every subscriber: adapters refuse it, as distribution
+#: refuses such a plain message.
+RUNTIME_SIGNALS = frozenset({Down, ExitSignal})
 
 
 def _positive_int(instance: object, attribute: Any, value: Any) -> None:

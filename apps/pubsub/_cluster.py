@@ -25,7 +25,7 @@ from beamlet.actors.lowlevel import BadInputLog, Call, current_node, current_pro
 from beamlet.cluster import DistributionBusyError, encode, nodes, pg, validate_node_name
 from beamlet.supervisors import Supervisor, worker
 
-from ._adapter import Adapter, AdapterConfig
+from ._adapter import RUNTIME_SIGNALS, Adapter, AdapterConfig
 from ._dispatch import DEFAULT_DISPATCHER, default_dispatch, dispatchers_by_name, shard_for
 from ._pubsub import _dispatch_local, _state
 
@@ -184,6 +184,9 @@ async def _shard(adapter: ClusterAdapter, index: int) -> None:
                 continue
             if from_pid is not None and type(from_pid) is not Pid:
                 refuse("broadcast", msg, "malformed")
+                continue
+            if type(message) in RUNTIME_SIGNALS:
+                refuse("broadcast (only the runtime delivers that message)", msg, "forged")
                 continue
             adapter.received += 1
             try:

@@ -75,7 +75,7 @@ from .._redis import (
     open_redis,
 )
 from .._redis_health import RateLimited
-from ._adapter import Adapter, AdapterConfig
+from ._adapter import RUNTIME_SIGNALS, Adapter, AdapterConfig
 from ._dispatch import shard_for
 from ._pubsub import local_broadcast_from
 
@@ -453,6 +453,9 @@ class RedisAdapter(Adapter):
             self._refuse("broadcast", value, "malformed")
             return
         topic, payload, dispatcher, from_pid = value
+        if type(payload) in RUNTIME_SIGNALS:
+            self._refuse("broadcast (only the runtime delivers that message)", value, "forged")
+            return
         try:
             local_broadcast_from(self.config.pubsub, from_pid, topic, payload, dispatcher)
         except (TypeError, LookupError) as exc:

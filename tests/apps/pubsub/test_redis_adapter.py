@@ -16,7 +16,18 @@ from typing import Any
 
 import pytest
 import trio
-from beamlet.actors import Node, StartError, open_node, receive, send, trap_exits
+from beamlet.actors import (
+    Down,
+    ExitSignal,
+    Node,
+    Pid,
+    Ref,
+    StartError,
+    open_node,
+    receive,
+    send,
+    trap_exits,
+)
 from beamlet.apps._redis import open_redis
 from beamlet.apps.pubsub import (
     PubSub,
@@ -465,6 +476,29 @@ async def test_an_envelope_of_several_with_a_bad_one_delivers_the_good_ones(
         await inboxes["b"].until(lambda items: len(items) == 3)
         assert inboxes["b"].items == [0, 1, 2]
         assert (await cluster.run("b", _stats))["bad_input"] == 1
+        stop.set()
+
+
+async def test_a_broadcast_that_carries_a_runtime_signal_is_refused(
+    redis_server: RedisServer,
+) -> None:
+    # A Down or an ExitSignal is what the runtime delivers when a monitor fires or a
+    # linked process exits: from another node, it would forge that to every subscriber.
+    stop = trio.Event()
+    async with local_nodes("a", "b") as cluster:
+        inboxes = await start_chat(cluster, stop, redis=fast(redis_server))
+        forged = Pid("x@y", 1, 1)
+        bodies = [
+            encode(("room", ExitSignal(forged, "shutdown"), "beamlet.pubsub", None)),
+            encode(("room", Down(Ref("x@y", 1, 1), forged, "killed"), "beamlet.pubsub", None)),
+            encode(("room", ("data", ExitSignal(forged, "x")), "beamlet.pubsub", None)),
+        ]
+        envelope = encode((1, "b", "x@y", False, encode(bodies)))
+        async with open_redis(redis_server.url) as redis:
+            await redis.publish("beamlet:chat", envelope)
+        await inboxes["b"].until(lambda items: len(items) == 1)
+        assert inboxes["b"].items == [("data", ExitSignal(forged, "x"))]
+        assert (await cluster.run("b", _stats))["bad_input"] == 2
         stop.set()
 
 
