@@ -131,6 +131,8 @@ INTROSPECT_NAMES = {
     "INTROSPECT",
     "MAX_LIMIT",
     "SORT_KEYS",
+    "TABLE_BUDGET",
+    "TABLE_BURST",
     "IntrospectError",
     "child_spec",
     "node_info",
