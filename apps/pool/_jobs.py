@@ -210,6 +210,25 @@ def _well_formed_enqueue(request: tuple[Any, ...]) -> bool:
     return True
 
 
+class _Timer:
+    """A runner's own timer message: ``"timeout"`` of an attempt (by its task's ref) or
+    ``"retry"`` of a job (by its id).
+
+    A class the codec does not know, so no other node can send one: a plain
+    ``("timeout", ref)`` tuple from a peer could kill a running attempt (refs
+    are easy to guess) and make the job fail.
+    """
+
+    __slots__ = ("key", "kind")
+
+    def __init__(self, kind: str, key: Any) -> None:
+        self.kind = kind
+        self.key = key
+
+    def __repr__(self) -> str:
+        return f"<jobs {self.kind} timer {self.key!r}>"
+
+
 class _Runner(GenServer):
     """The jobs runner: queues, retries and the task supervisor of the attempts."""
 
@@ -277,7 +296,7 @@ class _Runner(GenServer):
         job.pid = task.pid
         self.running[task.ref] = job
         if job.timeout is not None:
-            job.timer = send_after(job.timeout, self_pid(), ("timeout", task.ref))
+            job.timer = send_after(job.timeout, self_pid(), _Timer("timeout", task.ref))
 
     # -- outcomes -----------------------------------------------------------------------
 
@@ -297,16 +316,16 @@ class _Runner(GenServer):
                 else:
                     await self.ended(job, "failed", "timeout" if job.timed_out else msg.reason)
                 return None
-        elif kind is tuple and len(msg) == 2:
-            tag, key = msg
-            if tag == "timeout" and type(key) is Ref:
+        elif kind is _Timer:
+            tag, key = msg.kind, msg.key
+            if tag == "timeout":
                 job = self.running.get(key)
                 if job is not None and job.pid is not None:
                     job.timer = None
                     job.timed_out = True
                     send_exit(job.pid, "kill")
                 return None
-            if tag == "retry" and type(key) is int:
+            if tag == "retry":
                 job = self.jobs.get(key)
                 if job is not None and job.pid is None:
                     for job_id in self.queues.due(job.queue, job.id):
@@ -326,7 +345,7 @@ class _Runner(GenServer):
             if job.attempt < job.max_attempts:
                 outcome = "retry"
                 delay = self.delay(job)
-                send_after(delay, self_pid(), ("retry", job.id))
+                send_after(delay, self_pid(), _Timer("retry", job.id))
                 logger.warning(
                     "job %d (%s) of queue %r: attempt %d of %d failed (it %s); retrying in %.3g s",
                     job.id,
