@@ -151,6 +151,22 @@ def _dispatch_local(
         fn(kept, from_pid, message)
 
 
+def _targets(state: _State, topic: str) -> list[tuple[Any, int]]:
+    """This node's subscriber processes of ``topic`` for the default dispatcher,
+    each with its bound (0: none), for several messages in a row.
+
+    Valid until the caller lets other code run (a checkpoint, or a function
+    that may subscribe, unsubscribe or end a process).
+    """
+    lookup = current_node().lookup
+    targets = []
+    for pid, value in Registry.lookup(state.name, topic):
+        proc = lookup(pid)
+        if proc is not None:
+            targets.append((proc, value.max_pending if type(value) is Bounded else 0))
+    return targets
+
+
 # -- subscriptions ----------------------------------------------------------------------
 
 

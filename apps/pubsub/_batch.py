@@ -1,0 +1,166 @@
+"""Batches of broadcasts between shards: the wire format and its bounds.
+
+Pure: no trio, no processes. The cluster adapter carries broadcasts to a
+node in *batches*: one wire message (a ``bytes`` value) for several
+broadcasts, decoded on arrival in one ``decode`` call rather than one frame
+decode per broadcast.
+
+A batch is the msgpack encoding (``beamlet.cluster``'s codec) of a flat list
+``[head, message, head, message, ...]``, where ``head`` is the topic (a
+``str``: the default dispatcher, no ``from_pid``) or ``[topic, dispatcher,
+from_pid]``. Each broadcast is encoded once, by its publisher
+(``encode_entry``), as the two items it adds to that list; ``pack_batch``
+puts a list header in front of the entries' bytes: no value is encoded twice,
+however many nodes get the batch. ``unpack_batch`` decodes a batch; if the
+batch as a whole does not decode (an entry holding a class this node does
+not know, say), it decodes each entry alone, so that one bad entry costs only
+itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import msgpack
+from beamlet.actors import Pid
+from beamlet.cluster import DecodeError, decode, encode
+
+from ._dispatch import DEFAULT_DISPATCHER
+
+__all__ = [
+    "MAX_BATCH_BYTES",
+    "MAX_BATCH_ENTRIES",
+    "Batch",
+    "encode_entry",
+    "pack_batch",
+    "unpack_batch",
+]
+
+#: A batch holds at most this many broadcasts ...
+MAX_BATCH_ENTRIES = 256
+#: ... and at most this many bytes of entries (a broadcast larger than that
+#: travels alone). Below ``LARGE_FRAME`` (64 KiB): a batch is decoded in one
+#: go, in a bounded time.
+MAX_BATCH_BYTES = 32 * 1024
+
+#: ``encode([a, b])`` starts with this byte (a msgpack array of 2), then ``a``, then ``b``.
+_PAIR = b"\x92"
+_header = msgpack.Packer().pack_array_header
+
+
+def encode_entry(topic: str, message: Any, dispatcher: str, from_pid: Pid | None) -> bytes:
+    """A broadcast as the bytes of its two items in a batch (``head``, ``message``).
+
+    The message is checked as it will travel: one level down in the batch's
+    list, so that a batch of checked entries always decodes.
+
+    Raises:
+        TypeError: ``message`` holds a value the codec cannot encode.
+        ValueError: ``message`` breaks a codec limit (size, depth, length).
+    """
+    if from_pid is None and dispatcher == DEFAULT_DISPATCHER:
+        data = encode([topic, message])
+    else:
+        data = encode([[topic, dispatcher, from_pid], message])
+    return data[1:]
+
+
+def pack_batch(entries: Sequence[bytes]) -> bytes:
+    """The batch of ``entries`` (each from ``encode_entry``), in order."""
+    return _header(2 * len(entries)) + b"".join(entries)
+
+
+class Batch:
+    """Entries waiting to travel together, with their bounds.
+
+    Attributes:
+        entries: the encoded entries, in the order broadcast.
+        size: their total size in bytes.
+        max_entries, max_bytes: a batch is full at either.
+    """
+
+    __slots__ = ("entries", "max_bytes", "max_entries", "size")
+
+    def __init__(
+        self, max_entries: int = MAX_BATCH_ENTRIES, max_bytes: int = MAX_BATCH_BYTES
+    ) -> None:
+        self.entries: list[bytes] = []
+        self.size = 0
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+
+    def fits_alone(self, entry: bytes) -> bool:
+        """Whether ``entry`` may travel in a batch (else it goes alone)."""
+        return len(entry) <= self.max_bytes
+
+    def room_for(self, entry: bytes) -> bool:
+        """Whether ``entry`` fits in this batch with what it holds."""
+        return len(self.entries) < self.max_entries and self.size + len(entry) <= self.max_bytes
+
+    def add(self, entry: bytes) -> None:
+        """Append ``entry`` (check ``room_for`` first)."""
+        self.entries.append(entry)
+        self.size += len(entry)
+
+    def take(self) -> list[bytes]:
+        """The entries, leaving the batch empty."""
+        entries = self.entries
+        self.entries = []
+        self.size = 0
+        return entries
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+def unpack_batch(blob: bytes) -> tuple[list[Any], list[tuple[Any, str]]]:
+    """Decode a batch into ``[head, message, ...]`` and what could not be decoded.
+
+    Returns:
+        The flat list of the entries that decoded (heads are not checked
+        here), and a list of ``(what, why)`` for each part that did not
+        (an entry's bytes, or the batch's, with the reason).
+    """
+    try:
+        items = decode(blob)
+    except DecodeError as exc:
+        return _unpack_each(blob, str(exc))
+    if type(items) is not list or len(items) % 2:
+        return [], [(blob, "malformed batch (not a list of head, message pairs)")]
+    return items, []
+
+
+def _unpack_each(blob: bytes, why: str) -> tuple[list[Any], list[tuple[Any, str]]]:
+    """Decode each entry of a batch that does not decode as a whole."""
+    unpacker = msgpack.Unpacker(max_buffer_size=max(len(blob), 1))
+    unpacker.feed(blob)
+    try:
+        n = unpacker.read_array_header()
+    except Exception:
+        return [], [(blob, f"malformed batch ({why})")]
+    items: list[Any] = []
+    bad: list[tuple[Any, str]] = []
+    for _ in range(n // 2):
+        start = unpacker.tell()
+        try:
+            unpacker.skip()
+            unpacker.skip()
+        except Exception:
+            bad.append((blob[start:], "malformed batch entry (truncated)"))
+            return items, bad
+        part = blob[start : unpacker.tell()]
+        try:
+            entry = decode(_PAIR + part)
+        except DecodeError as exc:
+            bad.append((part, f"undecodable batch entry ({exc})"))
+            continue
+        if type(entry) is not list or len(entry) != 2:
+            bad.append((part, "malformed batch entry"))
+            continue
+        items += entry
+    if n % 2:
+        bad.append((blob[unpacker.tell() :], "malformed batch (an odd number of items)"))
+    elif unpacker.tell() != len(blob):
+        bad.append((blob[unpacker.tell() :], "malformed batch (trailing bytes)"))
+    return items, bad
