@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import msgpack
+import msgpack  # type: ignore[import-untyped]
 from beamlet.actors import Pid
 from beamlet.cluster import DecodeError, decode, encode
 
@@ -31,18 +31,30 @@ from ._dispatch import DEFAULT_DISPATCHER
 __all__ = [
     "MAX_BATCH_BYTES",
     "MAX_BATCH_ENTRIES",
+    "MAX_BATCH_HEADS",
     "Batch",
     "encode_entry",
+    "heads",
     "pack_batch",
     "unpack_batch",
 ]
 
 #: A batch holds at most this many broadcasts ...
 MAX_BATCH_ENTRIES = 256
-#: ... and at most this many bytes of entries (a broadcast larger than that
-#: travels alone). Below ``LARGE_FRAME`` (64 KiB): a batch is decoded in one
-#: go, in a bounded time.
+#: ... at most this many bytes of entries (a broadcast larger than that
+#: travels alone; below ``LARGE_FRAME``, 64 KiB, a batch is decoded in one
+#: go, in a bounded time) ...
 MAX_BATCH_BYTES = 32 * 1024
+#: ... and at most this many bytes that could start an array or a map. The
+#: codec checks the nesting of a value exactly, by a walk over the decoded
+#: value that costs as much again as decoding it, when its bytes hold more
+#: such heads than its ``max_depth`` (100 by default); a batch stays under it
+#: (with the batch's own list), so that it costs no more than its entries
+#: sent one by one. A broadcast over it travels alone. Only a matter of cost.
+MAX_BATCH_HEADS = 96
+
+#: 1 for the bytes that could start a msgpack array or map (as the codec counts them).
+_HEADS = bytes(1 if 0x80 <= b <= 0x9F or 0xDC <= b <= 0xDF else 0 for b in range(256))
 
 #: ``encode([a, b])`` starts with this byte (a msgpack array of 2), then ``a``, then ``b``.
 _PAIR = b"\x92"
@@ -71,43 +83,58 @@ def pack_batch(entries: Sequence[bytes]) -> bytes:
     return _header(2 * len(entries)) + b"".join(entries)
 
 
+def heads(entry: bytes) -> int:
+    """How many bytes of ``entry`` could start an array or a map (see ``MAX_BATCH_HEADS``)."""
+    return len(entry) - entry.translate(_HEADS).count(0)
+
+
 class Batch:
     """Entries waiting to travel together, with their bounds.
 
     Attributes:
         entries: the encoded entries, in the order broadcast.
         size: their total size in bytes.
-        max_entries, max_bytes: a batch is full at either.
+        heads: their total ``heads``.
+        max_entries, max_bytes, max_heads: the bounds (see the constants).
     """
 
-    __slots__ = ("entries", "max_bytes", "max_entries", "size")
+    __slots__ = ("entries", "heads", "max_bytes", "max_entries", "max_heads", "size")
 
     def __init__(
-        self, max_entries: int = MAX_BATCH_ENTRIES, max_bytes: int = MAX_BATCH_BYTES
+        self,
+        max_entries: int = MAX_BATCH_ENTRIES,
+        max_bytes: int = MAX_BATCH_BYTES,
+        max_heads: int = MAX_BATCH_HEADS,
     ) -> None:
         self.entries: list[bytes] = []
         self.size = 0
+        self.heads = 0
         self.max_entries = max_entries
         self.max_bytes = max_bytes
+        self.max_heads = max_heads
 
-    def fits_alone(self, entry: bytes) -> bool:
-        """Whether ``entry`` may travel in a batch (else it goes alone)."""
-        return len(entry) <= self.max_bytes
+    def add(self, entry: bytes) -> bool:
+        """Append ``entry`` if it fits with what the batch holds; whether it did.
 
-    def room_for(self, entry: bytes) -> bool:
-        """Whether ``entry`` fits in this batch with what it holds."""
-        return len(self.entries) < self.max_entries and self.size + len(entry) <= self.max_bytes
-
-    def add(self, entry: bytes) -> None:
-        """Append ``entry`` (check ``room_for`` first)."""
+        An entry that does not fit in an empty batch never will: send it alone.
+        """
+        size = self.size + len(entry)
+        if size > self.max_bytes or len(self.entries) >= self.max_entries:
+            return False
+        n = self.heads + len(entry) - entry.translate(_HEADS).count(0)
+        if n > self.max_heads:
+            return False
         self.entries.append(entry)
-        self.size += len(entry)
+        self.size = size
+        self.heads = n
+        return True
 
     def take(self) -> list[bytes]:
         """The entries, leaving the batch empty."""
         entries = self.entries
         self.entries = []
         self.size = 0
+        self.heads = 0
         return entries
 
     def __len__(self) -> int:

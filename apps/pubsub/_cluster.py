@@ -139,16 +139,12 @@ class ClusterAdapter(Adapter):
         box = self.outboxes[0] if self._one_shard else self.outboxes[self._shard()]
         if box.open:  # a round is open: wait for the shard, or a full batch
             batch = box.batch
-            entries = batch.entries
-            size = batch.size + len(entry)
-            if len(entries) < batch.max_entries and size <= batch.max_bytes:
-                entries.append(entry)  # Batch.add, inline: the hot path
-                batch.size = size
+            if batch.add(entry):
                 return
             self.flush(box)
-            if batch.fits_alone(entry):
-                batch.add(entry)
+            if batch.add(entry):
                 return
+            # Too large for any batch: alone, now.
         if self._send_group(box, [entry]) and not box.open:
             # Another node heard this one: what follows in this round waits for
             # the shard, which runs once the publishers let it.

@@ -11,8 +11,9 @@ import trio.testing
 from beamlet.actors import CallExitError, CallTimeoutError, From, Pid, Ref, call, cast, send
 from beamlet.actors.lowlevel import Call
 from beamlet.apps.pubsub import PubSub, broadcast, dispatcher, stats
+from beamlet.apps.pubsub._batch import pack_batch
 from beamlet.apps.pubsub.testing import _Inbox, _listener
-from beamlet.cluster import nodes, pg
+from beamlet.cluster import encode, nodes, pg
 from beamlet.cluster.simulation import SimulatedCluster, simulated_cluster
 from hypothesis import given, settings, strategies as st
 
@@ -172,10 +173,22 @@ _broadcasts = st.one_of(
         st.one_of(st.none(), _pids, _values),  # from_pid
     ).map(list),
 )
+_entries = st.one_of(
+    st.binary(max_size=12),
+    st.tuples(st.one_of(st.just("t"), _values), _values).map(lambda t: encode([*t])[1:]),
+    st.tuples(
+        st.one_of(st.just("t"), _values),
+        st.one_of(st.sampled_from(["beamlet.pubsub", "tests.pubsub.raising"]), _values),
+        st.one_of(st.none(), _pids, _values),
+        _values,
+    ).map(lambda t: encode([[*t[:3]], t[3]])[1:]),
+)
 _terms = st.one_of(
     _values,
     _broadcasts,
     _broadcasts.map(lambda t: t[:3]),
+    st.binary(max_size=40),  # a batch, malformed
+    st.lists(_entries, max_size=4).map(pack_batch),  # a batch, its entries good or bad
     st.builds(Call, st.builds(From, _pids, _refs), _values),
 )
 _actions = st.lists(
