@@ -365,7 +365,7 @@ async def _until_shards() -> None:
 
 
 def beamlet_remote(subs: int, n: int, n_latency: int, rounds: int) -> dict[str, Any]:
-    out: dict[str, Any] = {"rate": [], "latency": [], "drops": 0}
+    out: dict[str, Any] = {"rate": [], "latency": [], "drops": 0, "cpu_a": [], "cpu_b": []}
     with child("--serve", "beamlet", "--subs", str(subs)) as (proc, address):
 
         async def main() -> None:
@@ -378,6 +378,7 @@ def beamlet_remote(subs: int, n: int, n_latency: int, rounds: int) -> dict[str, 
                 before = stats("bench")["remote_busy_drops"]
                 tell(proc, count * subs, False)
                 start = time.perf_counter()
+                cpu = time.process_time()
                 acked = 0
                 for base in range(0, count, BURST):
                     for i in range(base, min(base + BURST, count)):
@@ -388,9 +389,13 @@ def beamlet_remote(subs: int, n: int, n_latency: int, rounds: int) -> dict[str, 
                 drops = stats("bench")["remote_busy_drops"] - before
                 if drops:
                     raise RuntimeError(f"{drops} broadcasts refused by a busy connection")
-                await trio.to_thread.run_sync(wait_done, proc)
+                done = await trio.to_thread.run_sync(wait_done, proc)
                 if r:
                     out["rate"].append(count * subs / (time.perf_counter() - start))
+                    # CPU seconds per message delivered, on each side (less
+                    # sensitive to the machine's other load than the rate).
+                    out["cpu_a"].append((time.process_time() - cpu) / (count * subs))
+                    out["cpu_b"].append(done["cpu"] / (count * subs))
                 while True:  # the acknowledgements left of this round
                     try:
                         await receive(timeout=0)
@@ -653,6 +658,12 @@ def main() -> None:
                 f"cross-node to 100 subscribers: {rate100:,.0f} msgs/s: "
                 f"{rate100 / 100_000:.2f}x the target"
             )
+            for subs in (1, 100):
+                print(
+                    f"beamlet CPU per message delivered, to {subs}: publisher node "
+                    f"{median(ours[subs]['cpu_a']) * 1e6:.2f} us, subscriber node "
+                    f"{median(ours[subs]['cpu_b']) * 1e6:.2f} us"
+                )
             for other in ("redis-py", "coredis"):
                 if other in results:
                     theirs = results[other]

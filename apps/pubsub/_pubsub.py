@@ -342,12 +342,13 @@ def stats(pubsub: str) -> dict[str, int]:
 
     ``"slow_subscriber_drops"``: messages dropped for subscribers over their
     ``max_pending``; ``"subscriptions"``: subscriptions on this node; plus the
-    adapter's own. The cluster adapter's: ``"remote_sent"`` (wire messages
-    sent to other nodes: one per node per broadcast), ``"remote_received"``
-    (broadcasts received from other nodes, each fanned out here),
-    ``"remote_busy_drops"`` (messages not sent because a node's connection
-    was over its ``busy_limit``) and ``"bad_input"`` (messages its shards
-    refused).
+    adapter's own. The cluster adapter's: ``"remote_sent"`` (broadcasts
+    sent to other nodes: one per node per broadcast), ``"remote_batches"``
+    (wire messages sent to other nodes: one per node per batch),
+    ``"remote_received"`` (broadcasts received from other nodes, each fanned
+    out here), ``"remote_busy_drops"`` (broadcasts not sent because a node's
+    connection was over its ``busy_limit``) and ``"bad_input"`` (messages
+    and batch entries its shards refused).
 
     Raises:
         UnknownPubSubError: no such PubSub on this node.
