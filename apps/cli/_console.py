@@ -69,7 +69,7 @@ def captured_logs() -> Iterator[Captured]:
         beamlet.setLevel(level)
 
 
-def _why(failure: str | None) -> str:
+def _why(failure: str | None, tls: bool) -> str:
     if failure is None:
         return "no answer"
     text = failure.lower()
@@ -77,6 +77,13 @@ def _why(failure: str | None) -> str:
         return f"{failure} (is the cookie the node's? see --cookie-file)"
     if "attempts to connect" in text or "connection refused" in text:
         return "nothing listens there (connection refused)"
+    if not tls and "closed" in text and "handshake" in text and "tls" not in text:
+        # A TLS node hangs up on a handshake in the clear, without a word.
+        return f"{failure} (does the node use TLS? give --tls-cert and --tls-ca)"
+    if tls and "reset by peer" in text:
+        # TLS 1.3: a node that refuses the client's certificate can reset the
+        # connection before its alert is read.
+        return f"{failure} (over TLS: the node may have refused this node's certificate; its log says why)"
     return failure
 
 
@@ -84,7 +91,7 @@ def _why(failure: str | None) -> str:
 _CONNECT_RAISES = "raise_on_error" in inspect.signature(connect).parameters
 
 
-async def _connect(target: NodeAddress, log: Captured, timeout: float) -> str:
+async def _connect(target: NodeAddress, log: Captured, timeout: float, tls: bool) -> str:
     """Connect to ``target``; return its node name, or raise ``CliError``."""
     before = set(nodes("all"))
     with trio.move_on_after(timeout):
@@ -95,7 +102,7 @@ async def _connect(target: NodeAddress, log: Captured, timeout: float) -> str:
                 ok = await connect(target.address)
         except ConnectionError as exc:
             why = getattr(exc, "reason", None) or str(exc)
-            raise CliError(f"cannot connect to {target}: {_why(why)}") from None
+            raise CliError(f"cannot connect to {target}: {_why(why, tls)}") from None
         if ok:
             found = sorted(set(nodes("all")) - before)
             if target.name is not None:
@@ -108,14 +115,18 @@ async def _connect(target: NodeAddress, log: Captured, timeout: float) -> str:
             if found:
                 return found[0]
             raise CliError(f"no node answered at {target.address}")
-        raise CliError(f"cannot connect to {target}: {_why(log.connect_failure())}")
+        raise CliError(f"cannot connect to {target}: {_why(log.connect_failure(), tls)}")
     raise CliError(f"cannot connect to {target}: no answer within {timeout:g} s")
 
 
 async def _session(
-    target: NodeAddress, log: Captured, timeout: float, fn: Callable[[str], Awaitable[T]]
+    target: NodeAddress,
+    log: Captured,
+    timeout: float,
+    tls: bool,
+    fn: Callable[[str], Awaitable[T]],
 ) -> T:
-    peer = await _connect(target, log, timeout)
+    peer = await _connect(target, log, timeout, tls)
     return await fn(peer)
 
 
@@ -140,7 +151,9 @@ async def run_console(
 
                 async def main() -> Any:
                     # Captured: a CliError is an answer, not a crash to report.
-                    return await outcome.acapture(_session, target, log, timeout, fn)
+                    return await outcome.acapture(
+                        _session, target, log, timeout, tls is not None, fn
+                    )
 
                 result: outcome.Outcome[T] = await node.run(main)
                 return result.unwrap()

@@ -22,7 +22,8 @@ the other nodes could not yet know of its subscriptions). Messages to or
 from the killed incarnation are not counted: they went down with it.
 
 Exit status: 0 if the presences converged and no supervisor gave up (no
-node exited on its own, every node shut down cleanly); 1 otherwise.
+node exited on its own, the killed node started again, every node shut down
+cleanly); 1 otherwise, with the reasons in the summary (``problems``).
 """
 
 from __future__ import annotations
@@ -89,6 +90,14 @@ def add_parser(subparsers: Any) -> None:
         metavar="P",
         help="chance that a user crashes after a post (its supervisor restarts it)",
     )
+    parser.add_argument(
+        "--base-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="the first node listens on PORT, the next on PORT+1, ... "
+        "(default: free ports the system picks)",
+    )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON only")
     parser.set_defaults(command=command)
 
@@ -102,6 +111,8 @@ def _check(args: argparse.Namespace) -> None:
         (not 0.01 <= args.interval <= 60, f"--interval {args.interval:g}: expected 0.01..60"),
         (not 0 <= args.crash_rate <= 0.5, f"--crash-rate {args.crash_rate:g}: expected 0..0.5"),
     ]
+    if args.base_port is not None and not 1 <= args.base_port <= 65536 - args.nodes:
+        problems.append((True, f"--base-port {args.base_port}: expected 1..{65536 - args.nodes}"))
     for bad, message in problems:
         if bad:
             raise CliError(f"bad {message}", EXIT_USAGE)
@@ -158,7 +169,10 @@ class Demo:
         self.args = args
         self.workdir = workdir
         self.cookie_file = cookie_file
-        ports = _free_ports(args.nodes)
+        if args.base_port is None:
+            ports = _free_ports(args.nodes)
+        else:
+            ports = [args.base_port + i for i in range(args.nodes)]
         self.nodes = [DemoNode(i, port, workdir) for i, port in enumerate(ports)]
         for uid in range(args.users):
             self.nodes[uid % args.nodes].uids.append(uid)
@@ -173,6 +187,8 @@ class Demo:
         self.converged_after_kill: float | None = None
         self.converged_after_restart: float | None = None
         self.gave_up: list[str] = []
+        #: Why the run failed, one line each (empty: it did not).
+        self.problems: list[str] = []
         self.final_converged = False
         self.finals: dict[str, dict[str, Any]] = {}
         self.view: Any = None
@@ -266,6 +282,11 @@ class Demo:
         node.state = "starting"
         node.reset()
 
+    def fail(self, text: str) -> None:
+        """Record why the run fails, and say it."""
+        self.problems.append(text)
+        self.event(text)
+
     async def wait_up(self, node: DemoNode, timeout: float = 30.0) -> None:
         """Connect to ``node`` and wait until it sees every other live node."""
         others = {n.name for n in self.nodes if n is not node and n.state == "up"}
@@ -285,8 +306,8 @@ class Demo:
         process = node.process
         if process is not None and process.returncode is not None:
             raise CliError(
-                f"node {node.name} exited with status {process.returncode} while starting; "
-                f"its log: {node.log}: {_tail(node.log)}"
+                f"node {node.name} exited with status {process.returncode} while starting: "
+                f"{_tail(node.log, 1)}"
             )
 
     async def ask(self, node: DemoNode, request: tuple[Any, ...], timeout: float = 3.0) -> Any:
@@ -311,9 +332,9 @@ class Demo:
                 node.state = "exited"
                 node.exits.append(process.returncode)
                 self.gave_up.append(node.name)
-                self.event(
+                self.fail(
                     f"{node.name} exited on its own (status {process.returncode}): "
-                    f"a supervisor gave up; see {node.log}"
+                    f"a supervisor gave up: {_tail(node.log, 1)}"
                 )
                 continue
             if node.state == "up":
@@ -344,7 +365,7 @@ class Demo:
     async def run(self) -> dict[str, Any]:
         args = self.args
         self.event(
-            f"starting {args.nodes} nodes ({', '.join(n.name for n in self.nodes)}), "
+            f"starting {args.nodes} nodes ({', '.join(f'{n.name}:{n.port}' for n in self.nodes)}), "
             f"{args.users} users in {args.rooms} rooms; logs in {self.workdir}"
         )
         for node in self.nodes:
@@ -410,24 +431,39 @@ class Demo:
         self.event(f"SIGKILL {node.name} (pid {node.process.pid}): its users vanish with it")
 
     async def restart(self, node: DemoNode) -> None:
+        """Start ``node`` again; if it cannot start, the run goes on without it, and fails."""
         self.event(f"restarting {node.name}")
         await self.spawn(node)
-        await self.wait_up(node)
-        await self.start_users(node)
+        try:
+            await self.wait_up(node)
+            await self.start_users(node)
+        except CliError as exc:
+            process = node.process
+            assert process is not None
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+            node.exits.append(process.returncode)
+            node.state = "failed"
+            node.reset()
+            self.fail(f"{node.name} could not be restarted: {exc}")
+            return
         self.restart_time = self.clock()
         self.event(f"{node.name} is back (incarnation #{node.incarnation}); its users rejoin")
 
     async def settle(self) -> None:
         await trio.sleep(1.0)
+        # A node that could not be restarted is not waited for (the run has failed already).
+        require = self.victim if self.victim.state != "failed" else None
         deadline = trio.current_time() + 10.0
         while trio.current_time() < deadline:
             await self.poll()
             self.check_convergence()
-            if self.converged(require=self.victim):
+            if self.converged(require=require):
                 self.final_converged = True
                 return
             await trio.sleep(0.25)
-        self.event("the presences did not converge within 10 s after posting stopped")
+        self.fail("the presences did not converge within 10 s after posting stopped")
 
     async def finish(self) -> dict[str, Any]:
         for node in self.nodes:
@@ -455,12 +491,15 @@ class Demo:
                 process.kill()
                 await process.wait()
                 self.gave_up.append(node.name)
-                self.event(f"{node.name} did not shut down within 15 s: killed")
+                self.fail(f"{node.name} did not shut down within 15 s: killed")
             node.exits.append(process.returncode)
             node.state = "stopped"
             if process.returncode != 0:
                 self.gave_up.append(node.name)
-                self.event(f"{node.name} exited with status {process.returncode}; see {node.log}")
+                self.fail(
+                    f"{node.name} exited with status {process.returncode} when stopped: "
+                    f"{_tail(node.log, 1)}"
+                )
 
     # -- the figures ------------------------------------------------------------------
 
@@ -490,10 +529,18 @@ class Demo:
             and self.converged_after_restart is not None
         )
         gave_up = sorted(set(self.gave_up))
+        problems = list(self.problems)
+        if self.converged_after_kill is None:
+            problems.append(f"the presences did not converge after the kill of {self.victim.name}")
+        if self.converged_after_restart is None and self.victim.state != "failed":
+            problems.append(
+                f"the presences did not converge after the restart of {self.victim.name}"
+            )
         return {
-            "ok": converged and not gave_up,
+            "ok": converged and not gave_up and not problems,
             "converged": converged,
             "supervisors_gave_up": gave_up,
+            "problems": problems,
             "nodes": self.args.nodes,
             "users": self.args.users,
             "rooms": self.args.rooms,
@@ -593,6 +640,7 @@ def _print_summary(summary: dict[str, Any], demo: Demo) -> None:
         ["user crashes / restarts", f"{summary['user_crashes']} / {summary['supervisor_restarts']}"],
         ["node killed and restarted", summary["killed_node"].split("@")[0]],
         ["supervisors that gave up", ", ".join(summary["supervisors_gave_up"]) or "none"],
+        *(["problem", problem] for problem in summary["problems"]),
         ["result", "OK: the cluster healed" if summary["ok"] else "FAILED"],
     ]  # fmt: skip
     if demo.rich is not None:

@@ -313,21 +313,25 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     rooms = [f"room:{i}" for i in range(args.rooms)]
-    return run_application(
-        children(rooms, args.db_node),
-        node=partial(
-            open_node,
-            args.name,
-            cookie=read_cookie(args.cookie_file),
-            port=args.port,
-            seeds=parse_seeds(args.seeds),
-            ticktime=4.0,
-            seed_interval=0.5,
-        ),
-        max_restarts=10,
-        max_seconds=5.0,
-        log_level=None,
-    )
+    try:
+        return run_application(
+            children(rooms, args.db_node),
+            node=partial(
+                open_node,
+                args.name,
+                cookie=read_cookie(args.cookie_file),
+                port=args.port,
+                seeds=parse_seeds(args.seeds),
+                ticktime=4.0,
+                seed_interval=0.5,
+            ),
+            max_restarts=10,
+            max_seconds=5.0,
+            log_level=None,
+        )
+    except OSError as exc:  # its port taken, most likely: one line, the orchestrator shows it
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

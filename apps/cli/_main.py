@@ -12,6 +12,10 @@ from ._errors import EXIT_FAILURE, EXIT_USAGE, CliError
 
 __all__ = ["main"]
 
+#: The status when stdout's reader went away (128 + SIGPIPE, as a shell reports a
+#: command that SIGPIPE ended).
+EXIT_BROKEN_PIPE = 141
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse, with a usage error on one line (no usage block)."""
@@ -61,7 +65,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         status: int = command(args)
+        sys.stdout.flush()  # a reader that went away shows here, not at exit
         return status
+    except BrokenPipeError:
+        # `beamlet top --once | head`: the reader has what it wanted; nothing to report.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # what is still buffered goes nowhere
+        return EXIT_BROKEN_PIPE
     except CliError as exc:
         print(f"beamlet: error: {exc}", file=sys.stderr)
         return exc.status

@@ -34,6 +34,16 @@ def beamlet(*args: str, cwd: Path = HERE, env: dict[str, str] | None = None, tim
     )
 
 
+def one_line(result, status: int, *fragments: str) -> None:  # type: ignore[no-untyped-def]
+    assert result.returncode == status, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("beamlet: error: "), lines
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
 @pytest.fixture
 def cookie_file(tmp_path: Path) -> Path:
     path = tmp_path / "cookie"

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import subprocess
+import time
 from typing import Any
 
 from beamlet.actors import Pid
 from beamlet.apps.cli._demo import count_losses
 
-from .conftest import beamlet
+from .conftest import COMMAND, beamlet
 
 A, B, C = "demo1@127.0.0.1", "demo2@127.0.0.1", "demo3@127.0.0.1"
 
@@ -52,6 +56,97 @@ def test_without_a_terminal_the_demo_prints_plain_lines() -> None:
     assert "presences converged" in result.stdout
     assert "messages lost (outside the killed window)" in result.stdout
     assert result.stdout.rstrip().endswith("OK: the cluster healed")
+
+
+def _free_port_run(count: int) -> int:
+    """A port P such that P .. P + count - 1 are free now."""
+    for _ in range(50):
+        with socket.socket() as first:
+            first.bind(("127.0.0.1", 0))
+            base = first.getsockname()[1]
+        if base + count > 65536:
+            continue
+        try:
+            with contextlib.ExitStack() as stack:
+                for port in range(base, base + count):
+                    sock = stack.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+    raise AssertionError(f"no {count} consecutive free ports")
+
+
+def _squat(port: int, demo: subprocess.Popen[str], timeout: float = 40) -> socket.socket:
+    """Wait until a node listens on ``port``, then take the port as soon as it is gone."""
+    deadline = time.monotonic() + timeout
+    while True:  # the node is up once it accepts a connection
+        assert demo.poll() is None and time.monotonic() < deadline, "the node never came up"
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    while True:  # taken from the moment the node is killed: its restart finds it in use
+        assert demo.poll() is None and time.monotonic() < deadline, "the node was never killed"
+        squatter = socket.socket()
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            squatter.bind(("127.0.0.1", port))
+            squatter.listen()
+            return squatter
+        except OSError:
+            squatter.close()
+            time.sleep(0.02)
+
+
+def test_a_node_that_cannot_restart_fails_the_demo_and_the_summary_says_why() -> None:
+    """Another program takes the killed node's port: the demo goes on, then exits 1."""
+    base = _free_port_run(3)
+    demo = subprocess.Popen(
+        [
+            *COMMAND,
+            "demo",
+            "--nodes",
+            "3",
+            "--users",
+            "6",
+            "--duration",
+            "6",
+            "--crash-rate",
+            "0",
+            "--base-port",
+            str(base),
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    squatter = None
+    try:
+        squatter = _squat(base + 2, demo)  # demo3's port
+        stdout, stderr = demo.communicate(timeout=50)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.communicate()
+        if squatter is not None:
+            squatter.close()
+    assert demo.returncode == 1, (stdout, stderr)
+    assert "Traceback" not in stderr and stderr == ""
+    summary: dict[str, Any] = json.loads(stdout)
+    assert summary["ok"] is False
+    assert summary["converged"] is False
+    assert summary["supervisors_gave_up"] == []
+    [problem] = summary["problems"]
+    assert problem.startswith(f"{C} could not be restarted: node {C} exited with status 1 while ")
+    assert f"cannot listen on 127.0.0.1:{base + 2}: Address already in use" in problem
+    assert summary["exit_statuses"] == {A: [0], B: [0], C: [None, 1]}
+    # The two other nodes healed: the killed node's users are gone from their views.
+    assert summary["presence_convergence_after_kill_s"] is not None
+    assert summary["presence_convergence_after_restart_s"] is None
+    assert summary["messages_lost"] == 0
 
 
 def test_bad_demo_options_are_one_line() -> None:
@@ -107,7 +202,7 @@ def demo_with(views: dict[str, tuple[str, list[tuple[str, int, str]], int]]) -> 
 
     args = argparse.Namespace(
         nodes=len(views), users=len(views), rooms=1, duration=6.0, interval=0.5,
-        crash_rate=0.0, json=True,
+        crash_rate=0.0, json=True, base_port=None,
     )  # fmt: skip
     demo = Demo(args, Path("."), Path("cookie"))
     for node, (name, (boot, presences, users)) in zip(demo.nodes, views.items(), strict=True):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import sys
 from collections.abc import Iterator
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 from beamlet.apps.cli import main
 
-from .conftest import HERE, Service, beamlet
+from .conftest import HERE, Service, beamlet, one_line
 
 
 class InProcess:
@@ -33,16 +34,6 @@ def in_process(
     except SystemExit as exc:  # argparse's own exit
         status = exc.code  # type: ignore[assignment]
     return InProcess(status, capsys.readouterr().err)
-
-
-def one_line(result, status: int, *fragments: str) -> None:  # type: ignore[no-untyped-def]
-    assert result.returncode == status, (result.returncode, result.stderr)
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("beamlet: error: "), lines
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 @pytest.fixture
@@ -82,6 +73,45 @@ def test_the_wrong_node_at_an_address(service: tuple[Service, str], cookie_file:
     _svc, address = service
     result = beamlet("ping", f"other@{address}", "--cookie-file", str(cookie_file))
     one_line(result, 1, "is svc@127.0.0.1, not other@127.0.0.1")
+
+
+def test_a_seed_that_refuses_or_is_not_there_is_a_warning_line_and_the_node_serves_on(
+    service: tuple[Service, str], tmp_path: Path
+) -> None:
+    """For ``run``, a seed is retried (it may start later): one line each, not an exit."""
+    _svc, address = service
+    other = tmp_path / "other"
+    other.write_text("another-cookie-entirely-0123456789")
+    other.chmod(0o600)
+    free = socket.socket()
+    free.bind(("127.0.0.1", 0))
+    nowhere = f"127.0.0.1:{free.getsockname()[1]}"
+    free.close()
+    node = Service(
+        ["cli_app:children", "--name", "b@127.0.0.1", "--cookie-file", str(other),
+         "--seeds", f"{address},{nowhere}"]
+    )  # fmt: skip
+    try:
+        own, warnings = None, []
+        while own is None or len(warnings) < 2:  # in either order
+            line = node.lines.get(timeout=20)
+            assert line is not None, f"the node ended; it said {node.seen}"
+            node.seen.append(line)
+            if listening := re.search(r"listening on (\S+)", line):
+                own = listening.group(1)
+            if " WARNING " in line:
+                warnings.append(line[line.index("WARNING") :])
+        assert sorted(warnings) == sorted([
+            f"WARNING beamlet.cluster: could not connect to svc@127.0.0.1 ({address}): "
+            "refused by the peer: bad cookie (the two nodes have different cookies)",
+            f"WARNING beamlet.cluster: could not connect to {nowhere}: "
+            f"all attempts to connect to {nowhere} failed",
+        ])  # fmt: skip
+        assert not any("Traceback" in line for line in node.seen)
+        assert beamlet("ping", own, "--cookie-file", str(other)).returncode == 0
+        assert node.process.poll() is None
+    finally:
+        node.stop()
 
 
 def test_port_in_use(taken_port: int, cookie_file: Path) -> None:
@@ -157,6 +187,10 @@ def test_malformed_seeds_and_bad_options_as_a_subprocess(cookie_file: Path) -> N
     [
         (["ping", "nohost"], "malformed node address 'nohost'"),
         (["ping", "a@b"], "expected NAME@HOST:PORT or HOST:PORT"),
+        (["top", "nohost", "--once"], "malformed node address 'nohost'"),
+        (["top", "a@b", "--once"], "expected NAME@HOST:PORT or HOST:PORT"),
+        (["top", "bad name@127.0.0.1:4370", "--once"], "malformed node 'bad name@"),
+        (["top", "127.0.0.1:4370", "--once", "--timeout", "0"], "bad --timeout"),
         (["ping"], "required: NODE"),
         (["top", "127.0.0.1:1", "--limit", "0"], "bad --limit 0"),
         (["top", "127.0.0.1:1", "--sort", "cpu"], "invalid choice: 'cpu'"),

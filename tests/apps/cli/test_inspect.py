@@ -147,3 +147,25 @@ def test_a_terminal_without_rich_gets_a_clear_note_and_plain_snapshots(
         "printing plain snapshots\n"
     )
     assert b"\x1b" not in shown
+
+
+def test_top_into_a_reader_that_went_away_ends_quietly(
+    service: tuple[Service, str], cookie_file: Path
+) -> None:
+    """``beamlet top --once | head -0``: status 141, no error line, no traceback."""
+    import subprocess
+
+    from .conftest import COMMAND
+
+    _svc, address = service
+    process = subprocess.Popen(
+        [*COMMAND, "top", address, "--once", "--cookie-file", str(cookie_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # the reader is gone before anything is written
+    stderr = process.stderr.read()
+    assert process.wait(timeout=30) == 141, stderr
+    assert stderr == ""
