@@ -8,6 +8,12 @@ Fixtures:
   ``await restart_async()`` (the same port, empty) and ``start()``. A missing
   ``redis-server`` fails the test with a message saying how to install it;
   it is never skipped.
+
+This folder is put on ``sys.path``, so that every test can import its helper
+modules: ``redis_server`` (the server above), ``os_nodes`` (nodes in OS
+processes of their own, always reaped), ``export_checks`` (a package's public
+names, docstrings and homes) and ``docs_checks`` (a guide shows its example
+files as they are; running an example).
 """
 
 from __future__ import annotations

@@ -3,30 +3,21 @@
 from __future__ import annotations
 
 import inspect
-import re
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from docs_checks import (
+    DOCS,
+    EXAMPLES,
+    MARKER,
+    REPO,
+    check_guide_shows_examples,
+    python_blocks,
+    run_python,
+)
 
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO / "docs" / "examples"
-GUIDE = REPO / "docs" / "actors.md"
-MARKER = re.compile(r"# docs/examples/([\w.]+\.py)\n")
-
-
-def python_blocks(markdown: Path) -> list[str]:
-    return re.findall(r"```python\n(.*?)```", markdown.read_text(), flags=re.DOTALL)
-
-
-def run_python(args: list[str], cwd: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
-
+GUIDE = DOCS / "actors.md"
 
 # The examples of this package's guide, and the README's (other packages test their own).
 EXAMPLE_FILES = sorted([*EXAMPLES.glob("actors_*.py"), EXAMPLES / "readme_example.py"])
@@ -44,15 +35,8 @@ def test_guide_inline_block_runs(block: str, tmp_path: Path) -> None:
 
 
 def test_guide_shows_the_example_files_as_they_are() -> None:
-    shown = set()
-    for block in python_blocks(GUIDE):
-        marker = MARKER.match(block)
-        if marker:
-            name = marker.group(1)
-            assert block[marker.end() :] == (EXAMPLES / name).read_text(), name
-            shown.add(name)
     # Every actors example appears in the guide.
-    assert shown == {p.name for p in EXAMPLES.glob("actors_*.py")}
+    check_guide_shows_examples(GUIDE, EXAMPLES.glob("actors_*.py"))
 
 
 def test_guide_has_examples_to_run() -> None:
@@ -80,7 +64,7 @@ def test_readme_example_is_the_file() -> None:
     assert block in (EXAMPLES / "readme_example.py").read_text()
 
 
-LOWLEVEL_GUIDE = REPO / "docs" / "lowlevel.md"
+LOWLEVEL_GUIDE = DOCS / "lowlevel.md"
 LOWLEVEL_EXAMPLES = sorted(EXAMPLES.glob("lowlevel_*.py"))
 
 
@@ -90,17 +74,10 @@ def test_lowlevel_example_runs(path: Path, tmp_path: Path) -> None:
 
 
 def test_lowlevel_guide_shows_its_examples_as_they_are() -> None:
-    shown = set()
-    for block in python_blocks(LOWLEVEL_GUIDE):
-        marker = MARKER.match(block)
-        if marker:
-            assert block[marker.end() :] == (EXAMPLES / marker.group(1)).read_text()
-            shown.add(marker.group(1))
-    assert LOWLEVEL_EXAMPLES
-    assert shown == {p.name for p in LOWLEVEL_EXAMPLES}
+    check_guide_shows_examples(LOWLEVEL_GUIDE, LOWLEVEL_EXAMPLES)
 
 
-REGISTRY_GUIDE = REPO / "docs" / "registry.md"
+REGISTRY_GUIDE = DOCS / "registry.md"
 REGISTRY_EXAMPLES = sorted(EXAMPLES.glob("registry_*.py"))
 
 
@@ -110,14 +87,8 @@ def test_registry_example_runs(path: Path, tmp_path: Path) -> None:
 
 
 def test_registry_guide_shows_its_examples_as_they_are() -> None:
-    shown = set()
-    for block in python_blocks(REGISTRY_GUIDE):
-        marker = MARKER.match(block)
-        if marker:
-            assert block[marker.end() :] == (EXAMPLES / marker.group(1)).read_text()
-            shown.add(marker.group(1))
     assert len(REGISTRY_EXAMPLES) >= 3
-    assert shown == {p.name for p in REGISTRY_EXAMPLES}
+    check_guide_shows_examples(REGISTRY_GUIDE, REGISTRY_EXAMPLES)
 
 
 def test_registry_docstring_example_runs(tmp_path: Path) -> None:

@@ -2,34 +2,19 @@
 
 from __future__ import annotations
 
-import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from docs_checks import DOCS, EXAMPLES, check_guide_shows_examples, run_python
 
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO / "docs" / "examples"
-GUIDE = REPO / "docs" / "distribution.md"
-MARKER = re.compile(r"# docs/examples/([\w.]+\.py)\n")
+GUIDE = DOCS / "distribution.md"
 EXAMPLE_FILES = sorted(EXAMPLES.glob("cluster_*.py"))
 
 
 @pytest.mark.parametrize("path", EXAMPLE_FILES, ids=[p.name for p in EXAMPLE_FILES])
 def test_example_runs(path: Path, tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, str(path)], cwd=tmp_path, capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
+    run_python([str(path)], cwd=tmp_path)
 
 
 def test_guide_shows_every_example_as_it_is() -> None:
-    blocks = re.findall(r"```python\n(.*?)```", GUIDE.read_text(), flags=re.DOTALL)
-    shown = set()
-    for block in blocks:
-        marker = MARKER.match(block)
-        if marker:
-            assert block[marker.end() :] == (EXAMPLES / marker.group(1)).read_text()
-            shown.add(marker.group(1))
-    assert shown == {p.name for p in EXAMPLE_FILES}
+    check_guide_shows_examples(GUIDE, EXAMPLE_FILES)

@@ -12,10 +12,6 @@ legitimate node, which never sees it go down.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -27,6 +23,7 @@ from beamlet.cluster._codec import EXT_SET, Codec
 from beamlet.cluster._connection import NEED_DATA
 from beamlet.cluster._events import Connected
 from beamlet.cluster._frames import HEADER
+from os_nodes import os_nodes
 
 NODE_MAIN = Path(__file__).with_name("node_main.py")
 COOKIE = "hostile-peer-cookie-0123456789abcdef"
@@ -79,22 +76,9 @@ async def test_a_frame_of_keys_that_hash_alike_neither_stalls_nor_downs_the_node
 ) -> None:
     frame = colliding_frame(507 * 1024)
     assert len(frame) == pytest.approx(507 * 1024, rel=0.01)
-    stderr = tmp_path / "victim.stderr"
-    with stderr.open("wb") as err:
-        victim = await trio.lowlevel.open_process(
-            [sys.executable, str(NODE_MAIN), VICTIM, COOKIE],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=err,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-    try:
-        assert victim.stdout is not None
-        line = b""
-        with trio.fail_after(30):
-            while not line.endswith(b"\n"):
-                line += await victim.stdout.receive_some(1)
-        ready = json.loads(line)
+    async with os_nodes(tmp_path) as nodes:
+        victim = await nodes.start(VICTIM, NODE_MAIN, VICTIM, COOKIE)
+        ready = await victim.expect(lambda e: True, timeout=30)  # its first line
         assert ready["event"] == "ready"
         address = ready["address"]
         host, _, port = address.rpartition(":")
@@ -128,7 +112,7 @@ async def test_a_frame_of_keys_that_hash_alike_neither_stalls_nor_downs_the_node
 
             latencies = await node.run(honest)
         assert max(latencies) < 1.0, latencies
-        log = stderr.read_text()
+        log = victim.stderr.read_text()
         lines = [line for line in log.splitlines() if "evil@127.0.0.1" in line]
         assert any(
             "WARNING" in line
@@ -136,12 +120,5 @@ async def test_a_frame_of_keys_that_hash_alike_neither_stalls_nor_downs_the_node
             and "repeat another key's hash, over the limit" in line
             for line in lines
         ), log[-3000:]
-        assert victim.stdin is not None
-        await victim.stdin.send_all(b'{"cmd": "quit"}\n')
-        with trio.fail_after(10):
-            assert await victim.wait() == 0
-    finally:
-        if victim.returncode is None:
-            victim.kill()
-            with trio.move_on_after(5):
-                await victim.wait()
+        await victim.command(cmd="quit")
+        assert await victim.exited() == 0

@@ -9,14 +9,10 @@ event, never for a fixed time.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import signal
 import ssl
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -38,93 +34,32 @@ from beamlet.cluster import (
     rpc,
 )
 from beamlet.supervisors import ChildCounts, Supervisor, SupervisorError, worker
+from os_nodes import OSNode, os_nodes
 
 NODE_MAIN = Path(__file__).with_name("node_main.py")
 COOKIE = "real-cluster-cookie-0123456789abcdef"
 
 
-class NodeProcess:
-    """A node running ``node_main.py``: send it commands, wait for what it reports."""
-
-    def __init__(self, name: str, process: trio.Process, stderr: Path) -> None:
-        self.name = name
-        self.process = process
-        self.stderr = stderr
-        self.events: list[dict[str, Any]] = []
-        self._taken = 0
-        self._changed = trio.Event()
-        self.address = ""
-        self.up_at_start: list[str] = []
-
-    async def read_events(self) -> None:
-        assert self.process.stdout is not None
-        buffer = b""
-        async for chunk in self.process.stdout:
-            buffer += chunk
-            while b"\n" in buffer:
-                line, buffer = buffer.split(b"\n", 1)
-                self.events.append(json.loads(line))
-                self._changed.set()
-                self._changed = trio.Event()
-
-    async def command(self, **command: Any) -> None:
-        assert self.process.stdin is not None
-        await self.process.stdin.send_all((json.dumps(command) + "\n").encode())
-
-    async def expect(
-        self, match: Callable[[dict[str, Any]], bool], timeout: float = 15
-    ) -> dict[str, Any]:
-        """Wait for the first event not yet taken that ``match`` accepts; take it."""
-        try:
-            with trio.fail_after(timeout):
-                while True:
-                    for event in self.events:
-                        if not event.get("_taken") and match(event):
-                            event["_taken"] = True
-                            return event
-                    await self._changed.wait()
-        except trio.TooSlowError:
-            raise AssertionError(
-                f"{self.name} did not report the event; it reported {self.events}\n"
-                f"stderr: {self.stderr.read_text()[-3000:]}"
-            ) from None
-
-
 @asynccontextmanager
-async def node_processes(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
-    started: list[NodeProcess] = []
-    async with trio.open_nursery() as nursery:
+async def node_processes(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[OSNode]]]:
+    """Start ``node_main.py`` nodes (``start(name, *seeds, env=None)``); all stopped on exit."""
+    async with os_nodes(tmp_path) as nodes:
 
-        async def start(name: str, *seeds: str, env: dict[str, str] | None = None) -> NodeProcess:
-            stderr = tmp_path / f"{name.partition('@')[0]}.stderr"
-            with stderr.open("wb") as err:
-                process = await trio.lowlevel.open_process(
-                    [sys.executable, str(NODE_MAIN), name, COOKIE, *seeds],
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=err,
-                    env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-                )
-            node = NodeProcess(name, process, stderr)
-            started.append(node)
-            nursery.start_soon(node.read_events)
-            ready = await node.expect(lambda e: e["event"] == "ready", timeout=20)
-            assert ready["name"] == name
-            node.address = ready["address"]
-            node.up_at_start = ready["nodes"]
+        async def start(name: str, *seeds: str, env: dict[str, str] | None = None) -> OSNode:
+            node = await nodes.start(
+                name,
+                NODE_MAIN,
+                name,
+                COOKIE,
+                *seeds,
+                ready=lambda e: e["event"] == "ready",
+                env=env,
+            )
+            assert node.ready["name"] == name
+            node.address = node.ready["address"]
             return node
 
-        try:
-            yield start
-        finally:
-            with trio.CancelScope(shield=True):
-                for node in started:
-                    if node.process.returncode is None:
-                        node.process.kill()
-                for node in started:
-                    with trio.move_on_after(5):
-                        await node.process.wait()
-            nursery.cancel_scope.cancel()
+        yield start
 
 
 @pytest.mark.timeout(90)
@@ -139,7 +74,7 @@ async def test_three_os_processes_mesh_talk_and_survive_a_sigkill(tmp_path: Path
         # full mesh: every node reports the two others up
         for node in cluster:
             for other in cluster:
-                if other is not node and other.name not in node.up_at_start:
+                if other is not node and other.name not in node.ready["nodes"]:
                     await node.expect(lambda e, o=other: e == {"event": "nodeup", "node": o.name})
         for node in cluster:
             await node.command(cmd="nodes")
@@ -165,7 +100,7 @@ async def test_three_os_processes_mesh_talk_and_survive_a_sigkill(tmp_path: Path
             )
 
         # SIGKILL n3: the survivors see it go, with noconnection, and its members leave
-        n3.process.send_signal(signal.SIGKILL)
+        n3.kill()
         for node in (n1, n2):
             down = await node.expect(lambda e: e["event"] == "nodedown")
             assert down["node"] == n3.name
@@ -183,8 +118,7 @@ async def test_three_os_processes_mesh_talk_and_survive_a_sigkill(tmp_path: Path
         for node in (n1, n2):
             await node.command(cmd="quit")
         for node in (n1, n2):
-            with trio.fail_after(10):
-                assert await node.process.wait() == 0
+            assert await node.exited() == 0
 
 
 @pytest.mark.timeout(90)
@@ -196,7 +130,7 @@ async def test_sigstop_shorter_than_the_ticktime_takes_no_node_down(tmp_path: Pa
     async with node_processes(tmp_path) as start:
         n2 = await start("n2@127.0.0.1", env={"BEAMLET_TEST_TICKTIME": "8"})
         n1 = await start("n1@127.0.0.1", n2.address, env={"BEAMLET_TEST_TICKTIME": "4"})
-        if n2.name not in n1.up_at_start:
+        if n2.name not in n1.ready["nodes"]:
             await n1.expect(lambda e: e == {"event": "nodeup", "node": n2.name})
         for node in (n1, n2):
             await node.command(cmd="nodes")
@@ -209,7 +143,7 @@ async def test_sigstop_shorter_than_the_ticktime_takes_no_node_down(tmp_path: Pa
         await n1.command(cmd="send", name="sink", node=n2.name, msg="after the pauses")
         await n2.expect(lambda e: e == {"event": "received", "msg": "after the pauses"})
         for node in (n1, n2):
-            assert not [e for e in node.events if e["event"] == "nodedown"], node.events
+            assert not [e for e in node.lines if e["event"] == "nodedown"], node.lines
         assert "declaring it down" not in n1.stderr.read_text()
 
 
@@ -304,8 +238,7 @@ async def test_system_services_of_an_os_process_node_come_back_after_a_kill(
             async with open_node("t@127.0.0.1", cookie=COOKIE) as node:
                 await node.run(body)
         await other.command(cmd="quit")
-        with trio.fail_after(10):
-            assert await other.process.wait() == 0
+        assert await other.exited() == 0
 
 
 @pytest.mark.timeout(60)
@@ -334,8 +267,7 @@ async def test_a_wrong_cookie_against_an_os_process_node_says_why_on_both_sides(
         [line] = [m for m in _refused(caplog) if "could not connect" in m]  # once, not twice
         assert line == str(error)
         await other.command(cmd="quit")
-        with trio.fail_after(10):
-            assert await other.process.wait() == 0
+        assert await other.exited() == 0
         log = other.stderr.read_text()
         assert "WARNING refused an incoming connection from 127.0.0.1 (intruder@127.0.0.1)" in (
             log.replace("beamlet.cluster ", "")
@@ -376,8 +308,7 @@ async def test_a_supervisor_of_an_os_process_node_is_managed_from_here(tmp_path:
             async with open_node("sup_client@127.0.0.1", cookie=COOKIE) as node:
                 await node.run(body)
         await other.command(cmd="quit")
-        with trio.fail_after(10):
-            assert await other.process.wait() == 0
+        assert await other.exited() == 0
 
 
 # -- TLS -------------------------------------------------------------------------------------

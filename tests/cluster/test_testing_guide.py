@@ -13,11 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from docs_checks import DOCS, EXAMPLES, check_guide_shows_examples
 
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO / "docs" / "examples"
-GUIDE = REPO / "docs" / "testing.md"
-MARKER = re.compile(r"# docs/examples/([\w.]+\.py)\n")
+GUIDE = DOCS / "testing.md"
 EXAMPLE_FILES = sorted(EXAMPLES.glob("testing_*.py"))
 
 
@@ -57,14 +55,7 @@ def test_without_the_trio_mark_the_tests_do_not_run(tmp_path: Path) -> None:
 
 
 def test_the_guide_shows_every_example_as_it_is() -> None:
-    blocks = re.findall(r"```python\n(.*?)```", GUIDE.read_text(), flags=re.DOTALL)
-    shown = set()
-    for block in blocks:
-        marker = MARKER.match(block)
-        if marker:
-            assert block[marker.end() :] == (EXAMPLES / marker.group(1)).read_text()
-            shown.add(marker.group(1))
-    assert shown == {p.name for p in EXAMPLE_FILES}
+    check_guide_shows_examples(GUIDE, EXAMPLE_FILES)
 
 
 def test_the_guide_states_the_simulations_defaults() -> None:

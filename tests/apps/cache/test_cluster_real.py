@@ -4,10 +4,6 @@ waits for a message, never for a fixed time."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +12,13 @@ from beamlet.actors import call, receive, self_pid
 from beamlet.apps.cache import Cache, Invalidate, lookup
 from beamlet.apps.pubsub import PubSub, subscribe
 from beamlet.cluster import NodeDown, NodeUp, listen_address, monitor_nodes, open_node
+from os_nodes import OSNode, os_nodes, parse_text
 
 CACHE_NODE = Path(__file__).with_name("cache_node.py")
 COOKIE = "cache-real-cluster-cookie-0123456789"
 
 
 async def test_invalidation_between_two_os_processes_and_a_sigkill(tmp_path: Path) -> None:
-    stderr = (tmp_path / "b.stderr").open("wb")
     async with open_node("a@127.0.0.1", cookie=COOKIE, port=0, watchdog_threshold=None) as node:
 
         async def body() -> None:
@@ -31,32 +27,25 @@ async def test_invalidation_between_two_os_processes_and_a_sigkill(tmp_path: Pat
             cache = lookup("c")
             subscribe("ps", cache.topic)  # to hear b's writes as the owner does
             monitor_nodes(True)
-            child = await trio.lowlevel.open_process(
-                [sys.executable, str(CACHE_NODE), "b@127.0.0.1", COOKIE, listen_address()],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
-            try:
+            async with os_nodes(tmp_path) as nodes:
                 with trio.fail_after(30):
+                    child = await nodes.start(
+                        "b@127.0.0.1",
+                        CACHE_NODE,
+                        "b@127.0.0.1",
+                        COOKIE,
+                        listen_address(),
+                        parse=parse_text,
+                    )
+                    line = await child.expect(lambda line: True)  # its first line
+                    assert line.startswith("READY"), line
                     await drive(cache, child)
-            finally:
-                if child.returncode is None:
-                    child.kill()
-                await child.wait()
 
         await node.run(body)
-    stderr.close()
 
 
-async def drive(cache: Cache, child: trio.Process) -> None:
+async def drive(cache: Cache, child: OSNode) -> None:
     ctl = ("ctl", "b@127.0.0.1")
-    assert child.stdout is not None
-    line = b""
-    while not line.endswith(b"\n"):
-        line += await child.stdout.receive_some(1)
-    assert line.startswith(b"READY"), line
     await receive(lambda m: isinstance(m, NodeUp) and m.node == "b@127.0.0.1")
     assert await call(ctl, ("watch", self_pid()))
     assert await receive() == "watching"
@@ -97,7 +86,7 @@ async def drive(cache: Cache, child: trio.Process) -> None:
     # b is killed: a's cache may have missed its writes, and starts cold.
     await cache.fetch("user:3", _const("kept?"))
     flushes = cache.stats().flushes
-    child.send_signal(signal.SIGKILL)
+    child.kill()
     await receive(lambda m: isinstance(m, NodeDown) and m.node == "b@127.0.0.1")
     await cache.sync()
     assert cache.stats().flushes == flushes + 1

@@ -3,35 +3,19 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 from beamlet.apps.pool import _cpu, _jobs, _pool
+from docs_checks import DOCS, EXAMPLES, check_guide_shows_examples, run_python
 
-REPO = Path(__file__).resolve().parents[3]
-EXAMPLES = REPO / "docs" / "examples"
-GUIDE = REPO / "docs" / "pools.md"
-MARKER = re.compile(r"# docs/examples/([\w.]+\.py)\n")
-
-
-def python_blocks(markdown: Path) -> list[str]:
-    return re.findall(r"```python\n(.*?)```", markdown.read_text(), flags=re.DOTALL)
+GUIDE = DOCS / "pools.md"
 
 
 def printed(name: str, tmp_path: Path) -> list[str]:
     """Run an example as a script (run_cpu's workers import it) and return its output."""
-    result = subprocess.run(
-        [sys.executable, str(EXAMPLES / name)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout.splitlines()
+    return run_python([str(EXAMPLES / name)], cwd=tmp_path).stdout.splitlines()
 
 
 def shown_output(name: str) -> list[str]:
@@ -49,14 +33,8 @@ def test_example_prints_what_the_guide_shows(name: str, tmp_path: Path) -> None:
 
 
 def test_guide_shows_the_example_files_as_they_are() -> None:
-    shown = set()
-    for block in python_blocks(GUIDE):
-        marker = MARKER.match(block)
-        assert marker, "the guide's Python blocks are the example files"
-        name = marker.group(1)
-        assert block[marker.end() :] == (EXAMPLES / name).read_text(), name
-        shown.add(name)
-    assert shown == {p.name for p in EXAMPLES.glob("pool_*.py")}
+    # The guide's Python blocks are the example files.
+    check_guide_shows_examples(GUIDE, EXAMPLES.glob("pool_*.py"), only_examples=True)
 
 
 def test_guide_says_jobs_are_lost_with_the_node() -> None:

@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from docs_checks import DOCS, EXAMPLES, check_guide_shows_examples, run_python
 
-REPO = Path(__file__).resolve().parents[3]
-EXAMPLES = REPO / "docs" / "examples"
-GUIDE = REPO / "docs" / "presence.md"
-MARKER = re.compile(r"# docs/examples/([\w.]+\.py)\n")
+GUIDE = DOCS / "presence.md"
 EXAMPLE_FILES = sorted(EXAMPLES.glob("presence_*.py"))
 
 
 @pytest.mark.parametrize("path", EXAMPLE_FILES, ids=[p.name for p in EXAMPLE_FILES])
 def test_example_runs(path: Path, tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, str(path)], cwd=tmp_path, capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
+    result = run_python([str(path)], cwd=tmp_path)
     if path.name == "presence_who_is_online.py":
         lines = result.stdout.splitlines()
         assert "both nodes list ['Alice', 'Bob']" in lines
@@ -30,11 +22,4 @@ def test_example_runs(path: Path, tmp_path: Path) -> None:
 
 
 def test_guide_shows_every_example_as_it_is() -> None:
-    blocks = re.findall(r"```python\n(.*?)```", GUIDE.read_text(), flags=re.DOTALL)
-    shown = set()
-    for block in blocks:
-        marker = MARKER.match(block)
-        if marker:
-            assert block[marker.end() :] == (EXAMPLES / marker.group(1)).read_text()
-            shown.add(marker.group(1))
-    assert shown == {p.name for p in EXAMPLE_FILES} and shown
+    check_guide_shows_examples(GUIDE, EXAMPLE_FILES)

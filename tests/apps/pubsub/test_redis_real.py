@@ -8,15 +8,11 @@ waits for a line from a node, never for a fixed time.
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import trio
+from os_nodes import OSNode, OSNodes, os_nodes
 from redis_server import RedisServer
 
 REDIS_NODE = Path(__file__).with_name("redis_node.py")
@@ -26,43 +22,29 @@ WAIT = 15.0
 class Child:
     """One node: JSON commands in, JSON events out."""
 
-    def __init__(self, name: str, process: trio.Process) -> None:
-        self.name = name
-        self.process = process
-        self.buffer = b""
-        self.got: list[Any] = []
+    def __init__(self, node: OSNode) -> None:
+        self.node = node
+        self.name = node.name
+        self.process = node.process
+
+    @property
+    def got(self) -> list[Any]:
+        """The messages the node has reported receiving, in order."""
+        return [event["msg"] for event in self.node.lines if event["event"] == "got"]
 
     async def send(self, **command: Any) -> None:
-        assert self.process.stdin is not None
-        await self.process.stdin.send_all(json.dumps(command).encode() + b"\n")
-
-    async def event(self) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        while b"\n" not in self.buffer:
-            chunk = await self.process.stdout.receive_some(65536)
-            if not chunk:
-                raise AssertionError(f"{self.name} exited: {self.process.returncode}")
-            self.buffer += chunk
-        line, self.buffer = self.buffer.split(b"\n", 1)
-        event: dict[str, Any] = json.loads(line)
-        if event["event"] == "got":
-            self.got.append(event["msg"])
-        return event
+        await self.node.command(**command)
 
     async def until_got(self, message: Any) -> list[Any]:
-        """Read events until ``message`` arrives; everything received so far."""
-        with trio.fail_after(WAIT):
-            while message not in self.got:
-                await self.event()
-        return self.got
+        """Wait for ``message`` to arrive; everything received until it, it included."""
+        got = await self.node.expect(lambda e: e == {"event": "got", "msg": message}, WAIT)
+        upto = next(i for i, event in enumerate(self.node.lines) if event is got)
+        return [event["msg"] for event in self.node.lines[: upto + 1] if event["event"] == "got"]
 
     async def stats(self) -> dict[str, int]:
         await self.send(cmd="stats")
-        with trio.fail_after(WAIT):
-            while True:
-                event = await self.event()
-                if event["event"] == "stats":
-                    return dict(event["stats"])
+        event = await self.node.expect(lambda e: e["event"] == "stats", WAIT)
+        return dict(event["stats"])
 
     async def until_stats(self, what: str, predicate: Any) -> dict[str, int]:
         with trio.fail_after(WAIT):
@@ -73,28 +55,18 @@ class Child:
                 await trio.sleep(0.02)
 
 
-async def start(name: str, redis: RedisServer, stderr: Any) -> Child:
-    process = await trio.lowlevel.open_process(
-        [sys.executable, str(REDIS_NODE), name, redis.url],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=stderr,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    child = Child(name, process)
-    with trio.fail_after(WAIT):
-        assert (await child.event())["event"] == "ready"
-    return child
+async def start(nodes: OSNodes, name: str, redis: RedisServer) -> Child:
+    node = await nodes.start(name, REDIS_NODE, name, redis.url)
+    assert (await node.expect(lambda e: True, WAIT))["event"] == "ready"  # its first line
+    return Child(node)
 
 
 async def test_two_unconnected_os_process_nodes_through_redis(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
-    stderr = (tmp_path / "nodes.stderr").open("wb")
-    a = b = None
-    try:
-        a = await start("node-a", redis_server, stderr)
-        b = await start("node-b", redis_server, stderr)
+    async with os_nodes(tmp_path) as nodes:
+        a = await start(nodes, "node-a", redis_server)
+        b = await start(nodes, "node-b", redis_server)
 
         # A broadcast from a reaches b once, and a's own subscriber once.
         for i in range(50):
@@ -132,7 +104,7 @@ async def test_two_unconnected_os_process_nodes_through_redis(
         assert ["lost", 1] not in got
 
         # b is SIGKILLed: a keeps serving (its broadcast reaches its own subscriber).
-        b.process.send_signal(signal.SIGKILL)
+        b.node.kill()
         with trio.fail_after(WAIT):
             await b.process.wait()
         await a.send(cmd="broadcast", msg=["alone", 1])
@@ -142,9 +114,3 @@ async def test_two_unconnected_os_process_nodes_through_redis(
         await a.send(cmd="quit")
         with trio.fail_after(WAIT):
             assert await a.process.wait() == 0
-    finally:
-        for child in (a, b):
-            if child is not None and child.process.returncode is None:
-                child.process.kill()
-                await child.process.wait()
-        stderr.close()
