@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol, final, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Final, NamedTuple, Protocol, final, overload
 
 import attrs
 import trio
@@ -25,9 +25,9 @@ from ._errors import (
     ReceiveTimeoutError,
     StartError,
 )
-from ._ids import Pid, Ref
+from ._ids import Pid, Ref, tuple_value
 from ._messages import ExitSignal
-from ._process import OWN_MONITOR, Process, Reply, ReplyWait, expect_reply
+from ._process import OWN_MONITOR, CallWait, Process, Reply, ReplyWait, expect_reply
 from ._timers import TIMED_OUT
 from ._util import check_timeout, is_clean_exit
 
@@ -56,9 +56,12 @@ logger = logging.getLogger("beamlet")
 _MISSING: Any = object()
 
 
-@attrs.frozen
-class From:
+@tuple_value
+class From(NamedTuple):
     """Who made a ``call``: pass it to ``reply``. Treat it as opaque.
+
+    A frozen, hashable value (a tuple underneath, as ``Ref``, so that each
+    ``call`` makes one cheaply; it equals only another ``From``).
 
     Attributes:
         pid: the calling process.
@@ -67,6 +70,12 @@ class From:
 
     pid: Pid
     ref: Ref
+
+    def __repr__(self) -> str:
+        return f"From(pid={self.pid!r}, ref={self.ref!r})"
+
+
+_new_tuple = tuple.__new__
 
 
 class Call:
@@ -568,7 +577,7 @@ async def _loop(server: GenServer, after: Any) -> None:
     pid = proc.pid
     while True:
         timeout = None
-        while True:
+        while after is not None:
             if isinstance(after, Stop):
                 await _stop(server, after.reason)
             if isinstance(after, NoReply):
@@ -600,9 +609,9 @@ async def _loop(server: GenServer, after: Any) -> None:
                     _send_reply(server, node, pid, msg.caller, result.reply)
                 _exit(server, result.reason)
             else:
-                caller = msg.caller
+                caller_pid, ref = caller = msg.caller
                 try:
-                    node.send(pid, caller.pid, Reply(caller.ref, result))
+                    node.send(pid, caller_pid, Reply(ref, result))
                 except (TypeError, ValueError) as exc:
                     _unsendable_reply(server, caller, exc)
                 after = None
@@ -713,26 +722,37 @@ async def call(
     target = server if type(server) is Pid else node.resolve(server)
     if target is None:
         raise CallExitError("noproc", server)
-    pid = proc.pid
-    if target is pid or target == pid:
-        raise CallExitError("calling_self", server)
-    ref = node.make_ref()
-    # The reply (or the Down) goes straight to this wait, whichever task of the
-    # process is calling; the wait owns the monitor and removes it as it ends.
-    waiter = ReplyWait(proc, current_task(), ref, True, OWN_MONITOR)
-    waiters = proc.waiters
-    if waiters is None:
-        waiters = proc.waiters = {}
-    waiters[ref] = waiter
     server_proc = node.lookup(target) if type(target) is Pid else None
     if server_proc is not None:
-        # The common case, a local server: monitor and deliver directly.
-        node.watch_local(proc, server_proc, ref, target)
-        server_proc.deliver(Call(From(pid, ref), request))
+        # The common case, a local server. The reply (or the Down) goes
+        # straight to this wait, whichever task of the process is calling; the
+        # wait is the caller's side of the monitor (see ``CallWait``).
+        if server_proc is proc:
+            raise CallExitError("calling_self", server)
+        ref = node.make_ref()
+        waiter: CallWait | ReplyWait = CallWait(proc, current_task(), ref, server_proc)
+        waiters = proc.waiters
+        if waiters is None:
+            waiters = proc.waiters = {}
+        waiters[ref] = waiter
+        monitored_by = server_proc.monitored_by
+        if monitored_by is None:
+            monitored_by = server_proc.monitored_by = {}
+        pid = proc.pid
+        monitored_by[ref] = (pid, target)
+        server_proc.deliver(Call(_new_tuple(From, (pid, ref)), request))  # From(pid, ref)
     else:
+        # A remote server, or a local one that is gone (then the monitor
+        # answers at once with noproc).
+        ref = node.make_ref()
+        waiter = ReplyWait(proc, current_task(), ref, True, OWN_MONITOR)
+        waiters = proc.waiters
+        if waiters is None:
+            waiters = proc.waiters = {}
+        waiters[ref] = waiter
         try:
             node.monitor(proc, target, ref=ref)
-            node.send(pid, target, Call(From(pid, ref), request))
+            node.send(proc.pid, target, Call(From(proc.pid, ref), request))
         except BaseException:
             if waiter.target is not None:
                 waiter._give_up()

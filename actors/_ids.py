@@ -4,10 +4,38 @@ from __future__ import annotations
 
 import itertools
 import secrets
+from typing import Any, NamedTuple, TypeVar
 
 import attrs
 
 __all__ = ["Pid", "Ref", "new_creation"]
+
+_tuple_eq = tuple.__eq__
+_T = TypeVar("_T", bound=tuple[Any, ...])
+
+
+def tuple_value(cls: type[_T]) -> type[_T]:
+    """Make a ``NamedTuple`` class a value of its own: equal only to an instance
+    of the same class (never to a plain tuple), with a tuple's hash, and no order.
+
+    For identifiers made on hot paths (``Ref``, ``From``): a tuple is made and
+    hashed in C, where an attrs class pays Python calls for both.
+    """
+
+    def __eq__(self: _T, other: object) -> bool:
+        return other.__class__ is cls and _tuple_eq(self, other)
+
+    def __ne__(self: _T, other: object) -> bool:
+        return not (other.__class__ is cls and _tuple_eq(self, other))
+
+    def unordered(self: _T, other: object) -> bool:
+        return NotImplemented
+
+    cls.__eq__ = __eq__  # type: ignore[method-assign,assignment]
+    cls.__ne__ = __ne__  # type: ignore[method-assign,assignment]
+    cls.__hash__ = tuple.__hash__  # type: ignore[method-assign,assignment]
+    cls.__lt__ = cls.__le__ = cls.__gt__ = cls.__ge__ = unordered  # type: ignore[method-assign,assignment]
+    return cls
 
 
 def new_creation() -> int:
@@ -37,9 +65,14 @@ class Pid:
         return f"<{self.node}.{self.id}>"
 
 
-@attrs.frozen(cache_hash=True, repr=False)
-class Ref:
+@tuple_value
+class Ref(NamedTuple):
     """A unique reference, as made by ``monitor``, ``send_after`` or a ``call``.
+
+    A frozen, hashable value. It is a tuple underneath, so that making one and
+    hashing it (every ``call`` does both) cost what a tuple costs; but it
+    equals only another ``Ref`` (never a plain tuple) and has no order. Treat
+    it as opaque.
 
     Attributes:
         node: the name of the node that made it.

@@ -40,7 +40,7 @@ from ._errors import (
 from ._ids import Counter, Pid, Ref, new_creation
 from ._mailbox_watch import DEFAULT_MAILBOX_WARNING, watch_mailboxes
 from ._messages import Down, ProcessInfo
-from ._process import BoundedProcess, Process
+from ._process import BoundedProcess, CallWait, Process
 from ._registry import Via
 from ._registry_state import rename_registries, via_process, via_registry
 from ._router import LocalRouter, Router
@@ -51,6 +51,8 @@ from ._watchdog import Watchdog
 __all__ = ["LOCAL_NODE_NAME", "ExitHookFn", "Node", "check_async", "open_node", "run"]
 
 logger = logging.getLogger("beamlet")
+
+_new_tuple = tuple.__new__
 
 #: What the runtime calls when a process has exited: ``(process, reason, result)``.
 ExitHookFn = Callable[[Process, Any, Any], None]
@@ -213,7 +215,7 @@ class Node:
 
     def make_ref(self) -> Ref:
         """Return a new unique reference."""
-        return Ref(self.name, self._next_ref(), self.creation)
+        return _new_tuple(Ref, (self.name, self._next_ref(), self.creation))  # Ref(...), inline
 
     def rename(self, name: str) -> None:
         """Give the node its distributed name (``start_distribution`` does this).
@@ -510,6 +512,11 @@ class Node:
         proc._waiting = None
         proc.mailbox = None
         proc.aliases = None
+        waiters = proc.waiters
+        if waiters:  # a wait ends before its task does; this is a safety net
+            for waiter in list(waiters.values()):
+                if type(waiter) is CallWait:
+                    waiter._give_up()  # the server's side of the call's monitor
         proc.waiters = None
         hooks = proc.hooks
         if hooks:
@@ -774,8 +781,12 @@ class Node:
             self.router.down(watcher, ref, obj, reason)
         else:
             proc = self.lookup(watcher)
-            if proc is not None and proc.monitors and proc.monitors.pop(ref, None) is not None:
+            if proc is None:
+                return
+            if proc.monitors and proc.monitors.pop(ref, None) is not None:
                 proc.deliver(Down(ref, obj, reason))
+            elif proc.waiters and type(proc.waiters.get(ref)) is CallWait:
+                proc.deliver(Down(ref, obj, reason))  # a call's monitor (see ``CallWait``)
 
     # -- signals from other nodes (called by the router) ------------------------
 
@@ -896,7 +907,8 @@ class Node:
             status=proc.status,
             message_queue_len=len(proc.mailbox or ()),
             links=tuple(sorted(proc.links or ())),
-            monitors=tuple(proc.monitors or ()),
+            monitors=tuple(proc.monitors or ())
+            + tuple(ref for ref, w in (proc.waiters or {}).items() if type(w) is CallWait),
             monitored_by=tuple(w for w, _ in (proc.monitored_by or {}).values()),
             trap_exits=proc.trap,
             function=proc.function_name,

@@ -49,6 +49,7 @@ __all__ = [
     "NO_MONITOR",
     "OWN_MONITOR",
     "BoundedProcess",
+    "CallWait",
     "Process",
     "Reply",
     "ReplyWait",
@@ -229,6 +230,74 @@ class ReplyWait(Wait):
             self.msg = TIMED_OUT
 
 
+class CallWait(Wait):
+    """A ``call``'s wait for the reply of a local server, which it monitors.
+
+    The lean form of a ``ReplyWait(..., monitor=OWN_MONITOR)`` for the common
+    case. The wait is the caller's side of the monitor: the server's
+    ``monitored_by`` holds the ref, the caller's ``monitors`` does not; so the
+    ref is at once the reply alias and the monitor (as OTP's
+    ``monitor(process, Pid, [{alias, demonitor}])``), with one entry on each
+    side. ``Node.send_down`` hands the server's ``Down`` to the wait, a
+    ``Reply`` or the end of the wait (timeout, cancellation) removes the
+    server's entry, and the caller's exit gives up what is left.
+
+    Attributes:
+        target: the waiting Trio task; None once the wait is over.
+        server: the server's ``Process``.
+        msg: the message, if it arrived before the task parked.
+    """
+
+    __slots__ = ("msg", "parked", "proc", "ref", "server")
+
+    #: ``Process.deliver`` hands a ``Reply`` to this wait (as to a ``ReplyWait``).
+    replies = True
+
+    def __init__(self, proc: Process, task: trio.lowlevel.Task, ref: Ref, server: Process) -> None:
+        self.target = task
+        self.proc = proc
+        self.ref = ref
+        self.server = server
+        self.parked = False
+
+    def put(self, msg: Any) -> None:
+        """Give the wait its message (``deliver`` has removed it from ``proc.waiters``)."""
+        task = self.target
+        self.target = None
+        if type(msg) is Reply:
+            monitored_by = self.server.monitored_by
+            if monitored_by:
+                monitored_by.pop(self.ref, None)
+        if self.parked:
+            reschedule(task, Value(msg))  # type: ignore[arg-type]
+        else:
+            self.msg = msg
+
+    def _give_up(self) -> None:
+        """The wait ends without its message: unregister it and drop the monitor."""
+        self.target = None
+        ref = self.ref
+        waiters = self.proc.waiters
+        if waiters is not None and waiters.get(ref) is self:
+            del waiters[ref]
+        monitored_by = self.server.monitored_by
+        if monitored_by:
+            monitored_by.pop(ref, None)
+
+    def abort(self, raise_cancel: object) -> Abort:
+        """The abort function of the parked task (cancellation)."""
+        self._give_up()
+        return Abort.SUCCEEDED
+
+    def expire(self) -> None:
+        """The timeout: wake the task with ``TIMED_OUT``."""
+        task = self.target
+        if task is None:
+            return
+        self._give_up()
+        reschedule(task, Value(TIMED_OUT))  # a call parks in the step that sets its timeout
+
+
 def expect_reply(
     proc: Process,
     refs: tuple[Ref, ...],
@@ -338,7 +407,7 @@ class Process:
         self.monitored_by: dict[Ref, tuple[Pid, Any]] | None = None  # ref -> (watcher, object)
         self.aliases: set[Ref] | None = None
         #: The tasks of this process waiting for a reply or a Down, by ref.
-        self.waiters: dict[Ref, ReplyWait] | None = None
+        self.waiters: dict[Ref, ReplyWait | CallWait] | None = None
         #: Exit hooks (see ``Node.process_exited``), in the order they were added.
         self.hooks: dict[Callable[[Process, Any, Any], None], None] | None = None
 
