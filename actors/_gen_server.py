@@ -78,14 +78,12 @@ class From(NamedTuple):
 _new_tuple = tuple.__new__
 
 
-class Call:
-    """The envelope of a ``call`` request."""
+@tuple_value
+class Call(NamedTuple):
+    """The envelope of a ``call`` request (a tuple underneath, as ``From``)."""
 
-    __slots__ = ("caller", "request")
-
-    def __init__(self, caller: From, request: Any) -> None:
-        self.caller = caller
-        self.request = request
+    caller: From
+    request: Any
 
     def __repr__(self) -> str:
         return f"Call({self.caller!r}, {self.request!r})"
@@ -611,7 +609,9 @@ async def _loop(server: GenServer, after: Any) -> None:
             else:
                 caller_pid, ref = caller = msg.caller
                 try:
-                    node.send(pid, caller_pid, Reply(ref, result))
+                    node.send(
+                        pid, caller_pid, _new_tuple(Reply, (ref, result))
+                    )  # Reply(ref, result)
                 except (TypeError, ValueError) as exc:
                     _unsendable_reply(server, caller, exc)
                 after = None
@@ -740,7 +740,9 @@ async def call(
             monitored_by = server_proc.monitored_by = {}
         pid = proc.pid
         monitored_by[ref] = (pid, target)
-        server_proc.deliver(Call(_new_tuple(From, (pid, ref)), request))  # From(pid, ref)
+        server_proc.deliver(
+            _new_tuple(Call, (_new_tuple(From, (pid, ref)), request))
+        )  # Call(From(pid, ref), request)
     else:
         # A remote server, or a local one that is gone (then the monitor
         # answers at once with noproc).
