@@ -22,68 +22,99 @@ def check_number(
     value: object,
     what: str,
     *,
-    minimum: float = 0,
+    minimum: float | None = 0,
     strict: bool = False,
+    maximum: float | None = None,
+    below: bool = False,
     integer: bool = False,
     finite: bool = False,
     optional: bool = False,
     unit: str = "",
+    note: str = "",
 ) -> None:
     """Check a numeric option: a number (not a bool) at least ``minimum``.
 
     The one check behind every timeout, period, size and count option of
-    beamlet, so that they all fail alike: ``TypeError`` for a value of the
-    wrong type, ``ValueError`` for one out of range (NaN is always out of
-    range), each naming the option and the value.
+    beamlet and its apps, so that they all fail alike: ``TypeError`` for a
+    value of the wrong type, ``ValueError`` for one out of range (NaN is
+    always out of range), each naming the option, the range and the value.
 
     Example::
 
         check_number(timeout, "timeout", optional=True, unit="seconds")
         check_number(size, "max_children", integer=True)
         check_number(period, "interval", strict=True, finite=True, unit="seconds")
+        check_number(jitter, "jitter", maximum=1, below=True)  # in [0, 1)
+        check_number(amount, "amount", minimum=None)  # any number but NaN
+        check_number(ttl, "ttl", unit="seconds", note="math.inf: never")
 
     Args:
         value: the value to check.
         what: the option's name, for the message.
-        minimum: the lowest value allowed.
+        minimum: the lowest value allowed; None: no lower bound.
         strict: the value must be greater than ``minimum``, not equal to it.
+        maximum: the highest value allowed; None (the default): no upper bound.
+        below: the value must be less than ``maximum``, not equal to it.
         integer: the value must be an ``int``.
         finite: the value must not be infinite.
         optional: ``None`` is allowed.
         unit: what the number counts (``"seconds"``), for the message.
+        note: a hint added to the message in parentheses (``"math.inf: never"``).
 
     Raises:
         TypeError: not an int (or float, unless ``integer``), or a bool.
-        ValueError: below (or, with ``strict``, at) ``minimum``, NaN, or
-            infinite when ``finite``.
+        ValueError: below (or, with ``strict``, at) ``minimum``, above (or,
+            with ``below``, at) ``maximum``, NaN, or infinite when ``finite``.
     """
     if value is None and optional:
         return
     ok_type = int if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, ok_type):
-        raise TypeError(_number_message(what, minimum, strict, integer, optional, unit, value))
+        raise TypeError(
+            _number_message(
+                what, minimum, strict, maximum, below, integer, optional, unit, note, value
+            )
+        )
     number: float = value  # type: ignore[assignment]
     if (
-        not (number > minimum if strict else number >= minimum)  # also rejects NaN
+        number != number  # NaN
+        or (minimum is not None and not (number > minimum if strict else number >= minimum))
+        or (maximum is not None and not (number < maximum if below else number <= maximum))
         or (finite and not math.isfinite(number))
     ):
-        raise ValueError(_number_message(what, minimum, strict, integer, optional, unit, value))
+        raise ValueError(
+            _number_message(
+                what, minimum, strict, maximum, below, integer, optional, unit, note, value
+            )
+        )
 
 
 def _number_message(
     what: str,
-    minimum: float,
+    minimum: float | None,
     strict: bool,
+    maximum: float | None,
+    below: bool,
     integer: bool,
     optional: bool,
     unit: str,
+    note: str,
     value: object,
 ) -> str:
     kind = "an int" if integer else "a number"
     if unit:
         kind += f" of {unit}"
-    bound = f"{'>' if strict else '>='} {minimum:g}"
-    return f"{what} must be {kind} {bound}{' or None' if optional else ''}, not {value!r}"
+    if minimum is not None and maximum is not None:
+        kind += f" in {'(' if strict else '['}{minimum:g}, {maximum:g}{')' if below else ']'}"
+    elif minimum is not None:
+        kind += f" {'>' if strict else '>='} {minimum:g}"
+    elif maximum is not None:
+        kind += f" {'<' if below else '<='} {maximum:g}"
+    if optional:
+        kind += " or None"
+    if note:
+        kind += f" ({note})"
+    return f"{what} must be {kind}, not {value!r}"
 
 
 def check_timeout(value: object, what: str = "timeout") -> None:

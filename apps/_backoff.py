@@ -75,9 +75,6 @@ class Backoff:
             TypeError / ValueError: ``attempt`` is not an int >= 1, or
                 ``random`` is not a number in [0, 1).
         """
-        if isinstance(random, bool) or not isinstance(random, (int, float)):
-            raise TypeError(f"random must be a number in [0, 1), not {random!r}")
-        if not 0 <= random < 1:
-            raise ValueError(f"random must be a number in [0, 1), not {random!r}")
+        check_number(random, "random", maximum=1, below=True)
         cap = self.cap(attempt)
         return cap / 2 + cap / 2 * random

@@ -10,7 +10,7 @@ from beamlet.actors.lowlevel import check_number, short_repr
 
 from .._redis import RedisOptions
 from ._l2 import coerce_options
-from ._store import _check_ttl
+from ._store import _NEVER
 
 __all__ = ["DEFAULT_MAX_SIZE", "DEFAULT_SWEEP_INTERVAL", "Options", "check_options"]
 
@@ -53,18 +53,15 @@ def check_options(
         raise TypeError(f"a cache is named by a non-empty str, not {short_repr(name)}")
     check_number(max_size, "max_size", integer=True, optional=True)
     check_number(max_bytes, "max_bytes", integer=True, optional=True)
-    if ttl is not None:
-        _check_ttl("ttl", ttl)
-        if ttl == 0:
-            raise ValueError("ttl (the default TTL) must be a number of seconds > 0 or None, not 0")
+    check_number(
+        ttl, "ttl (the default TTL)", strict=True, optional=True, unit="seconds", note=_NEVER
+    )
     if sizer is not None and not callable(sizer):
         raise TypeError(f"sizer must be a callable giving a size in bytes, not {short_repr(sizer)}")
     if pubsub is not None and (not isinstance(pubsub, str) or not pubsub):
         raise TypeError(f"pubsub must be the name of a PubSub (a str) or None, not {pubsub!r}")
     check_number(sweep_interval, "sweep_interval", strict=True, optional=True, unit="seconds")
-    check_number(ttl_jitter, "ttl_jitter")
-    if not ttl_jitter < 1:  # type: ignore[operator]
-        raise ValueError(f"ttl_jitter must be a fraction of the TTL in [0, 1), not {ttl_jitter!r}")
+    check_number(ttl_jitter, "ttl_jitter", maximum=1, below=True, note="a fraction of the TTL")
     if not isinstance(flush_on_cluster_change, bool):
         raise TypeError(f"flush_on_cluster_change must be a bool, not {flush_on_cluster_change!r}")
     return Options(

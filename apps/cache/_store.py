@@ -47,10 +47,12 @@ from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any
 
 import attrs
+from beamlet.actors.lowlevel import check_number
 
 __all__ = ["CacheStats", "CacheStore", "EntryTooLargeError", "estimate_size"]
 
 _INF = math.inf
+_NEVER = "math.inf: never"
 
 
 class EntryTooLargeError(ValueError):
@@ -148,28 +150,10 @@ def estimate_size(value: Any) -> int:
     return size
 
 
-def _check_bound(name: str, value: object) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int >= 0 or None, not {value!r}")
-    if value < 0:
-        raise ValueError(f"{name} must be an int >= 0 or None, not {value!r}")
-    return value
-
-
 def _check_ttl(name: str, ttl: object) -> float:
     """Validate a TTL in seconds: a number >= 0; ``math.inf`` means never."""
-    if isinstance(ttl, bool) or not isinstance(ttl, int | float):
-        raise TypeError(f"{name} must be a number of seconds >= 0, not {ttl!r}")
-    if not ttl >= 0:  # also refuses NaN
-        raise ValueError(f"{name} must be a number of seconds >= 0 (math.inf: never), not {ttl!r}")
-    return float(ttl)
-
-
-def _check_number(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be an int or a float, not {value!r}")
+    check_number(ttl, name, unit="seconds", note=_NEVER)
+    return float(ttl)  # type: ignore[arg-type]
 
 
 class CacheStore:
@@ -230,12 +214,13 @@ class CacheStore:
         default_ttl: float | None = None,
         sizer: Callable[[Any], int] | None = None,
     ) -> None:
-        self._max_size = _check_bound("max_size", max_size)
-        self._max_bytes = _check_bound("max_bytes", max_bytes)
-        if default_ttl is not None:
-            _check_ttl("default_ttl", default_ttl)
-            if default_ttl == 0:
-                raise ValueError("default_ttl must be a number of seconds > 0 or None, not 0")
+        check_number(max_size, "max_size", integer=True, optional=True)
+        check_number(max_bytes, "max_bytes", integer=True, optional=True)
+        check_number(
+            default_ttl, "default_ttl", strict=True, optional=True, unit="seconds", note=_NEVER
+        )
+        self._max_size = max_size
+        self._max_bytes = max_bytes
         self._default_ttl = None if default_ttl is None else float(default_ttl)
         if sizer is not None and not callable(sizer):
             raise TypeError(f"sizer must be a callable giving a size in bytes, not {sizer!r}")
@@ -443,15 +428,11 @@ class CacheStore:
                 int or a float (bools are refused); nothing changes.
             EntryTooLargeError: the result is above ``max_bytes``.
         """
-        _check_number("amount", amount)
-        _check_number("default", default)
+        check_number(amount, "amount", minimum=None)
+        check_number(default, "default", minimum=None)
 
         def add(current: Any) -> tuple[Any, Any]:
-            if isinstance(current, bool) or not isinstance(current, int | float):
-                raise TypeError(
-                    f"cannot incr {key!r}: its value {current!r} is a "
-                    f"{type(current).__name__}, not an int or a float"
-                )
+            check_number(current, f"cannot incr {key!r}: its value", minimum=None)
             result = current + amount
             return result, result
 
@@ -467,7 +448,7 @@ class CacheStore:
         ttl: float | None = None,
     ) -> Any:
         """``incr`` by ``-amount``."""
-        _check_number("amount", amount)
+        check_number(amount, "amount", minimum=None)
         return self.incr(key, now, -amount, default=default, ttl=ttl)
 
     def get_and_update(
@@ -584,9 +565,10 @@ class CacheStore:
 
         An entry whose ``ttl_left`` is <= 0 has expired and is skipped; a
         ``None`` TTL means the default TTL. Entries over existing keys replace
-        them. All or nothing: a malformed entry (not a triple, a TTL that is
-        not a number or NaN) or a value above ``max_bytes`` raises, naming its
-        index, and nothing is written.
+        them. All or nothing: a malformed entry (``ValueError`` for one that
+        is not a triple, ``TypeError`` for a TTL that is not a number,
+        ``ValueError`` for a NaN one) or a value above ``max_bytes`` raises,
+        naming its index, and nothing is written.
         """
         rows = []
         for index, row in enumerate(entries):
@@ -594,10 +576,7 @@ class CacheStore:
                 raise ValueError(f"entry {index} is not a (key, value, ttl) triple: {row!r}")
             key, value, ttl = row
             if ttl is not None:
-                if isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl != ttl:
-                    raise ValueError(
-                        f"entry {index} ({key!r}) has a TTL that is not a number of seconds: {ttl!r}"
-                    )
+                check_number(ttl, f"entry {index} ({key!r}): its TTL", minimum=None, unit="seconds")
                 if ttl <= 0:
                     continue
             expires = self._expiry("ttl", ttl, now)
@@ -622,10 +601,7 @@ class CacheStore:
         if sizer is None:
             return 0
         nbytes = sizer(value)
-        if isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < 0:
-            raise TypeError(
-                f"sizer {sizer!r} must return an int >= 0, but gave {nbytes!r} for {key!r}"
-            )
+        check_number(nbytes, f"the size that sizer {sizer!r} gave for {key!r}", integer=True)
         if self._max_bytes is not None and nbytes > self._max_bytes:
             raise EntryTooLargeError(key, nbytes, self._max_bytes)
         return nbytes

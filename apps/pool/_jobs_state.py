@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Hashable, Mapping
 
 import attrs
+from beamlet.actors.lowlevel import check_number
 
 __all__ = ["JobQueues", "QueueFull", "QueueStats", "backoff_delay", "check_queues"]
 
@@ -57,11 +58,8 @@ def check_queues(queues: object) -> dict[str, int]:
     for name, limit in queues.items():
         if not isinstance(name, str) or not name:
             raise TypeError(f"a job queue's name must be a non-empty str, not {name!r}")
-        if isinstance(limit, bool) or not isinstance(limit, int):
-            raise TypeError(f"job queue {name!r}: concurrency must be an int >= 1, not {limit!r}")
-        if limit < 1:
-            raise ValueError(f"job queue {name!r}: concurrency must be an int >= 1, not {limit!r}")
-        checked[name] = limit
+        check_number(limit, f"job queue {name!r}: concurrency", minimum=1, integer=True)
+        checked[name] = limit  # type: ignore[assignment]
     return checked
 
 

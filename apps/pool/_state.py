@@ -43,6 +43,7 @@ from collections.abc import Hashable
 from typing import Literal, TypeAlias
 
 import attrs
+from beamlet.actors.lowlevel import check_number
 
 __all__ = [
     "Demonitor",
@@ -133,11 +134,8 @@ class PoolStatus:
 
 def check_pool_options(size: object, max_overflow: object, strategy: object) -> None:
     """Raise ``TypeError``/``ValueError`` naming the option for a bad pool option."""
-    for what, value, minimum in (("size", size, 1), ("max_overflow", max_overflow, 0)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"pool {what} must be an int >= {minimum}, not {value!r}")
-        if value < minimum:
-            raise ValueError(f"pool {what} must be an int >= {minimum}, not {value!r}")
+    check_number(size, "pool size", minimum=1, integer=True)
+    check_number(max_overflow, "pool max_overflow", integer=True)
     if strategy not in ("lifo", "fifo") or not isinstance(strategy, str):
         raise ValueError(f"pool strategy must be 'lifo' or 'fifo', not {strategy!r}")
 

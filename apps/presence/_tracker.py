@@ -96,10 +96,12 @@ def _sizes(value: Any) -> tuple[int, ...]:
     if isinstance(value, str | bytes) or not hasattr(value, "__iter__"):
         raise TypeError(f"max_delta_sizes must be a sequence of ints >= 1, not {value!r}")
     sizes = tuple(value)
-    if not sizes or any(type(n) is not int or n < 1 for n in sizes):
+    if not sizes:
         raise ValueError(
             f"max_delta_sizes must be a non-empty sequence of ints >= 1, not {value!r}"
         )
+    for index, n in enumerate(sizes):
+        check_number(n, f"max_delta_sizes[{index}]", minimum=1, integer=True)
     return sizes
 
 
@@ -271,10 +273,8 @@ class TrackerCore:
     ) -> None:
         if type(name) is not str or not name:
             raise TypeError(f"name must be a non-empty str, not {name!r}")
-        if type(vsn) is not int:
-            raise TypeError(f"vsn must be an int, not {vsn!r}")
-        if not (isinstance(jitter, int | float) and 0 <= jitter <= 1):
-            raise ValueError(f"jitter must be a number in [0, 1], not {jitter!r}")
+        check_number(vsn, "vsn", minimum=None, integer=True)
+        check_number(jitter, "jitter", maximum=1)
         self.name = name
         self.replica: ReplicaRef = (name, vsn)
         self.options = TrackerOptions() if options is None else options

@@ -17,6 +17,7 @@ from typing import Any
 
 import attrs
 from beamlet.actors import Down, ExitSignal, Pid
+from beamlet.actors.lowlevel import check_number
 
 __all__ = ["ADAPTERS", "RUNTIME_SIGNALS", "Adapter", "AdapterConfig", "resolve_adapter"]
 
@@ -29,8 +30,7 @@ RUNTIME_SIGNALS = frozenset({Down, ExitSignal})
 
 
 def _positive_int(instance: object, attribute: Any, value: Any) -> None:
-    if type(value) is not int or value < 1:
-        raise ValueError(f"PubSub: {attribute.name} must be an int >= 1, not {value!r}")
+    check_number(value, f"PubSub: {attribute.name}", minimum=1, integer=True)
 
 
 @attrs.frozen

@@ -174,10 +174,7 @@ class RedisAdapter(Adapter):
             raise TypeError(
                 f"PubSub: channel_prefix must be a non-empty str, not {channel_prefix!r}"
             )
-        if type(compression_level) is not int or not 0 <= compression_level <= 9:
-            raise ValueError(
-                f"PubSub: compression_level must be an int from 0 to 9, not {compression_level!r}"
-            )
+        check_number(compression_level, "PubSub: compression_level", maximum=9, integer=True)
         check_number(max_queue, "max_queue", minimum=1, integer=True)
         check_number(max_buffer, "max_buffer", minimum=1, integer=True)
         check_number(max_message_size, "max_message_size", minimum=64, integer=True)

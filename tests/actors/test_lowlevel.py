@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from typing import Any
 
 import pytest
@@ -462,6 +463,10 @@ async def test_install_router_on_a_closed_node() -> None:
         (0, {"strict": True}, ValueError),
         (math.inf, {"finite": True}, ValueError),
         (0, {"minimum": 1, "integer": True}, ValueError),
+        (math.nan, {"minimum": None}, ValueError),
+        (1, {"maximum": 1, "below": True}, ValueError),
+        (10, {"maximum": 9, "integer": True}, ValueError),
+        ("1", {"minimum": None, "maximum": 1}, TypeError),
     ],
 )
 def test_check_number_refuses(value: object, options: dict[str, Any], error: type) -> None:
@@ -469,29 +474,84 @@ def test_check_number_refuses(value: object, options: dict[str, Any], error: typ
         check_number(value, "size", **options)
 
 
+@pytest.mark.parametrize(
+    ("value", "options", "message"),
+    [
+        (-1, {}, "x must be a number >= 0, not -1"),
+        (math.nan, {"minimum": None}, "x must be a number, not nan"),
+        (1, {"maximum": 1, "below": True}, "x must be a number in [0, 1), not 1"),
+        (1, {"minimum": 1, "strict": True, "maximum": 2}, "x must be a number in (1, 2], not 1"),
+        (-2, {"minimum": None, "maximum": -2, "below": True}, "x must be a number < -2, not -2"),
+        (
+            -1,
+            {"unit": "seconds", "optional": True, "note": "math.inf: never"},
+            "x must be a number of seconds >= 0 or None (math.inf: never), not -1",
+        ),
+        (10, {"integer": True, "maximum": 9}, "x must be an int in [0, 9], not 10"),
+    ],
+)
+def test_check_number_says_what_which_and_why(
+    value: object, options: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError) as caught:
+        check_number(value, "x", **options)
+    assert str(caught.value) == message
+
+
+bounds = st.one_of(st.none(), st.integers(-3, 3))
+
+
 @given(
     value=st.one_of(
         st.integers(-5, 5), st.floats(allow_nan=True), st.booleans(), st.none(), st.text()
     ),
+    minimum=bounds,
     strict=st.booleans(),
+    maximum=bounds,
+    below=st.booleans(),
     integer=st.booleans(),
     finite=st.booleans(),
     optional=st.booleans(),
 )
 def test_check_number_against_a_model(
-    value: object, strict: bool, integer: bool, finite: bool, optional: bool
+    value: object,
+    minimum: int | None,
+    strict: bool,
+    maximum: int | None,
+    below: bool,
+    integer: bool,
+    finite: bool,
+    optional: bool,
 ) -> None:
+    right_type = not isinstance(value, bool) and isinstance(value, int if integer else int | float)
     if value is None:
         ok = optional
-    elif isinstance(value, bool) or not isinstance(value, int if integer else int | float):
+    elif not right_type:
         ok = False
     else:
-        ok = (value > 0 if strict else value >= 0) and (not finite or math.isfinite(value))
+        assert isinstance(value, int | float)
+        ok = (
+            not math.isnan(value)
+            and (minimum is None or (value > minimum if strict else value >= minimum))
+            and (maximum is None or (value < maximum if below else value <= maximum))
+            and (not finite or math.isfinite(value))
+        )
     try:
-        check_number(value, "x", strict=strict, integer=integer, finite=finite, optional=optional)
+        check_number(
+            value,
+            "x",
+            minimum=minimum,
+            strict=strict,
+            maximum=maximum,
+            below=below,
+            integer=integer,
+            finite=finite,
+            optional=optional,
+        )
     except (TypeError, ValueError) as exc:
         assert not ok
         assert repr(value) in str(exc)
+        assert isinstance(exc, ValueError) == right_type
     else:
         assert ok
 
@@ -508,21 +568,52 @@ def test_check_timeout_and_is_clean_exit() -> None:
     )
 
 
+#: A hand-written "a number, not a bool" check: ``isinstance(x, bool) or not
+#: isinstance(x, int)`` (or ``float``, ``int | float``, ``(int, float)``).
+#: A check that also takes other types (a seed: ``int | float | str | bytes``)
+#: is no number check and does not match.
+_NUMBER_CHECK = re.compile(
+    r"isinstance\((\w+), bool\) or not isinstance\("
+    r"\1, \(?(?:int|float)(?:\s*[|,]\s*(?:int|float))?\)?\)"
+)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "if isinstance(value, bool) or not isinstance(value, int):",
+        "if isinstance(ttl, bool) or not isinstance(ttl, int | float):",
+        "if isinstance(r, bool) or not isinstance(r, (int, float)) or r < 0:",
+        "if isinstance(x, bool) or not isinstance(x, float):",
+    ],
+)
+def test_the_number_check_pattern_finds_a_copy(line: str) -> None:
+    assert _NUMBER_CHECK.search(line)
+    assert not _NUMBER_CHECK.search(
+        "isinstance(seed, bool) or not isinstance(seed, int | float | str | bytes)"
+    )
+
+
 def test_numeric_options_are_checked_in_one_place() -> None:
-    """The runtime, supervision, distribution and presence check numbers with ``check_number``."""
-    import re
+    """The runtime, supervision, distribution and every app check numbers with ``check_number``.
+
+    A new hand-written copy of its "a number, not a bool" check anywhere in the
+    four packages (``actors/_util.py``, its home, aside) fails this test.
+    """
     from pathlib import Path
 
-    repo = Path(__file__).resolve().parents[2]
-    copy = re.compile(r"isinstance\((\w+), bool\) or not isinstance\(\1, (int|float)")
-    found = [
-        f"{path.relative_to(repo)}:{n}"
-        for package in ("actors", "supervisors", "cluster", "apps/presence")
-        for path in sorted((repo / package).rglob("*.py"))
-        if path.name != "_util.py"
-        for n, line in enumerate(path.read_text().splitlines(), 1)
-        if copy.search(line)
-    ]
+    root = Path(__file__).resolve().parents[2] / "src" / "beamlet"
+    scanned: set[str] = set()
+    found = []
+    for package in ("actors", "supervisors", "cluster", "apps"):
+        for path in sorted((root / package).rglob("*.py")):
+            if path.relative_to(root).as_posix() == "actors/_util.py":
+                continue
+            scanned.add(path.relative_to(root).parts[0])
+            for n, line in enumerate(path.read_text().splitlines(), 1):
+                if _NUMBER_CHECK.search(line):
+                    found.append(f"{path.relative_to(root)}:{n}: {line.strip()}")
+    assert scanned == {"actors", "supervisors", "cluster", "apps"}
     assert found == []
 
 

@@ -259,17 +259,26 @@ async def test_a_supervisor_restarts_the_cache_empty(node: Node) -> None:
 @pytest.mark.parametrize(
     ("options", "error", "message"),
     [
-        ({"ttl": -1}, ValueError, "ttl must be a number of seconds >= 0"),
-        ({"ttl": 0}, ValueError, "ttl .the default TTL. must be a number of seconds > 0"),
-        ({"ttl": "5"}, TypeError, "ttl must be a number"),
+        ({"ttl": -1}, ValueError, r"ttl \(the default TTL\) must be a number of seconds > 0"),
+        (
+            {"ttl": 0},
+            ValueError,
+            r"ttl \(the default TTL\) must be a number of seconds > 0 or None "
+            r"\(math.inf: never\), not 0",
+        ),
+        ({"ttl": "5"}, TypeError, r"ttl \(the default TTL\) must be a number"),
         ({"max_size": -1}, ValueError, "max_size must be an int >= 0"),
         ({"max_size": 1.5}, TypeError, "max_size must be an int"),
         ({"max_size": True}, TypeError, "max_size must be an int"),
         ({"max_bytes": -5}, ValueError, "max_bytes must be an int >= 0"),
         ({"sizer": 3}, TypeError, "sizer must be a callable"),
         ({"sweep_interval": 0}, ValueError, "sweep_interval must be a number of seconds > 0"),
-        ({"ttl_jitter": 1.0}, ValueError, r"ttl_jitter must be a fraction of the TTL in \[0, 1\)"),
-        ({"ttl_jitter": -0.1}, ValueError, "ttl_jitter must be a number >= 0"),
+        (
+            {"ttl_jitter": 1.0},
+            ValueError,
+            r"ttl_jitter must be a number in \[0, 1\) \(a fraction of the TTL\), not 1.0",
+        ),
+        ({"ttl_jitter": -0.1}, ValueError, r"ttl_jitter must be a number in \[0, 1\)"),
     ],
 )
 async def test_bad_options_are_refused_in_the_caller(

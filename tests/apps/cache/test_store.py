@@ -116,11 +116,11 @@ def test_incr_refuses_what_is_not_a_number_and_changes_nothing() -> None:
     store = CacheStore()
     store.put("s", "text", 0.0)
     store.put("b", True, 0.0)
-    with pytest.raises(TypeError, match=r"cannot incr 's': its value 'text' is a str"):
+    with pytest.raises(TypeError, match=r"cannot incr 's': its value must be a number, not 'text'"):
         store.incr("s", 0.0)
     with pytest.raises(TypeError, match="cannot incr 'b'"):
         store.incr("b", 0.0)
-    with pytest.raises(TypeError, match="amount must be an int or a float, not '1'"):
+    with pytest.raises(TypeError, match="amount must be a number, not '1'"):
         store.incr("n", 0.0, "1")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="default must be"):
         store.decr("n", 0.0, default=None)  # type: ignore[arg-type]
@@ -266,7 +266,12 @@ def test_max_bytes_uses_the_default_estimate() -> None:
 
 def test_a_bad_sizer_is_named() -> None:
     store = CacheStore(max_bytes=100, sizer=lambda v: -1)
-    with pytest.raises(TypeError, match=r"sizer .* must return an int >= 0, but gave -1 for 'a'"):
+    with pytest.raises(
+        ValueError, match=r"the size that sizer .* gave for 'a' must be an int >= 0, not -1"
+    ):
+        store.put("a", 1, 0.0)
+    store = CacheStore(max_bytes=100, sizer=lambda v: 1.5)
+    with pytest.raises(TypeError, match=r"sizer .* for 'a' must be an int >= 0, not 1.5"):
         store.put("a", 1, 0.0)
     assert len(store) == 0
     with pytest.raises(TypeError, match="sizer must be a callable"):
@@ -311,9 +316,11 @@ def test_restore_refuses_a_bad_entry_and_writes_nothing() -> None:
         ValueError, match=r"entry 1 is not a \(key, value, ttl\) triple: \('b', 2\)"
     ):
         store.restore([("a", b"1", 1.0), ("b", 2)], 0.0)  # type: ignore[list-item]
-    with pytest.raises(ValueError, match=r"entry 1 \('b'\) has a TTL that is not a number"):
+    with pytest.raises(
+        TypeError, match=r"entry 1 \('b'\): its TTL must be a number of seconds, not 'soon'"
+    ):
         store.restore([("a", b"1", 1.0), ("b", b"2", "soon")], 0.0)  # type: ignore[list-item]
-    with pytest.raises(ValueError, match=r"entry 0 .* not a number of seconds: nan"):
+    with pytest.raises(ValueError, match=r"entry 0 .* must be a number of seconds, not nan"):
         store.restore([("a", b"1", math.nan)], 0.0)
     with pytest.raises(EntryTooLargeError):
         store.restore([("a", b"1", 1.0), ("b", b"x" * 20, 1.0)], 0.0)
@@ -330,13 +337,17 @@ def test_restore_refuses_a_bad_entry_and_writes_nothing() -> None:
         ({"max_size": 2.5}, TypeError, "max_size must be an int >= 0 or None, not 2.5"),
         ({"max_size": True}, TypeError, "max_size must be an int >= 0 or None, not True"),
         ({"max_bytes": -10}, ValueError, "max_bytes must be an int >= 0 or None, not -10"),
-        ({"default_ttl": -1.0}, ValueError, "default_ttl must be a number of seconds >= 0"),
-        ({"default_ttl": 0}, ValueError, "default_ttl must be a number of seconds > 0 or None"),
+        ({"default_ttl": -1.0}, ValueError, "default_ttl must be a number of seconds > 0 or None"),
+        (
+            {"default_ttl": 0},
+            ValueError,
+            r"default_ttl must be a number of seconds > 0 or None \(math.inf: never\), not 0",
+        ),
         ({"default_ttl": math.nan}, ValueError, "default_ttl must be .* not nan"),
         (
             {"default_ttl": "60"},
             TypeError,
-            "default_ttl must be a number of seconds >= 0, not '60'",
+            "default_ttl must be a number of seconds > 0 or None .*, not '60'",
         ),
     ],
 )
@@ -352,7 +363,7 @@ def test_bad_options_are_named(options: dict[str, Any], error: type, message: st
         (-0.5, ValueError, "not -0.5"),
         (math.nan, ValueError, "not nan"),
         (-INF, ValueError, "not -inf"),
-        ("5", TypeError, "ttl must be a number of seconds >= 0, not '5'"),
+        ("5", TypeError, r"ttl must be a number of seconds >= 0 \(math.inf: never\), not '5'"),
         (False, TypeError, "not False"),
     ],
 )

@@ -89,7 +89,12 @@ def test_the_defaults_are_phoenix_trackers() -> None:
         ({"max_silent_periods": 1.5}, TypeError, "max_silent_periods"),
         ({"clock_sample_periods": True}, TypeError, "clock_sample_periods"),
         ({"max_delta_sizes": []}, ValueError, "max_delta_sizes"),
-        ({"max_delta_sizes": [10, 0]}, ValueError, "max_delta_sizes"),
+        (
+            {"max_delta_sizes": [10, 0]},
+            ValueError,
+            "max_delta_sizes[1] must be an int >= 1, not 0",
+        ),
+        ({"max_delta_sizes": [10, 2.5]}, TypeError, "max_delta_sizes[1] must be an int >= 1"),
         ({"max_delta_sizes": 10}, TypeError, "max_delta_sizes"),
     ],
 )
