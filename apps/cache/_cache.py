@@ -39,7 +39,7 @@ from ._errors import CacheClosedError, CacheFileError, UnknownCacheError
 from ._fetch import Flight, NoCache, WithTTL, compute_process
 from ._invalidation import ALL_KEYS
 from ._l2 import _MISS as _L2_MISS, SecondTier
-from ._options import DEFAULT_MAX_SIZE, DEFAULT_SWEEP_INTERVAL, Options, check_options
+from ._options import DEFAULT_MAX_SIZE, DEFAULT_SWEEP_INTERVAL, Options, check_arguments
 from ._store import CacheStats, CacheStore, EntryTooLargeError, _check_ttl
 
 __all__ = ["CACHES", "Cache", "lookup"]
@@ -246,20 +246,9 @@ class Cache:
             StartError: a process is already registered under ``name``.
             NotInProcessError: there is no calling process to link to.
         """
+        options = check_arguments(locals())
         from ._server import CacheServer
 
-        options = check_options(
-            name,
-            max_size,
-            ttl,
-            max_bytes,
-            sizer,
-            pubsub,
-            sweep_interval,
-            ttl_jitter,
-            flush_on_cluster_change,
-            l2,
-        )
         if pubsub is not None:
             from beamlet.apps.pubsub import node_name
 
@@ -290,20 +279,9 @@ class Cache:
         ``("beamlet.cache", name)``), ``restart`` and ``shutdown``. A
         restarted cache starts empty.
         """
+        options = check_arguments(locals())
         from ._server import CacheServer
 
-        options = check_options(
-            name,
-            max_size,
-            ttl,
-            max_bytes,
-            sizer,
-            pubsub,
-            sweep_interval,
-            ttl_jitter,
-            flush_on_cluster_change,
-            l2,
-        )
         return CacheServer.child_spec(
             name,
             options,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -12,7 +13,13 @@ from .._redis import RedisOptions
 from ._l2 import coerce_options
 from ._store import _NEVER
 
-__all__ = ["DEFAULT_MAX_SIZE", "DEFAULT_SWEEP_INTERVAL", "Options", "check_options"]
+__all__ = [
+    "DEFAULT_MAX_SIZE",
+    "DEFAULT_SWEEP_INTERVAL",
+    "Options",
+    "check_arguments",
+    "check_options",
+]
 
 #: The default bound on the number of entries of a cache.
 DEFAULT_MAX_SIZE = 100_000
@@ -75,3 +82,19 @@ def check_options(
         flush_on_cluster_change,
         None if l2 is None else coerce_options(l2),
     )
+
+
+#: The names of ``check_options``' parameters: the options that
+#: ``Cache.start_link`` and ``Cache.child_spec`` share.
+_OPTION_NAMES = tuple(inspect.signature(check_options).parameters)
+
+
+def check_arguments(arguments: Mapping[str, Any]) -> Options:
+    """``check_options`` on the options among a caller's arguments, by name.
+
+    ``Cache.start_link`` and ``Cache.child_spec`` pass their ``locals()`` on
+    entry, so that the list of options is written once, as the parameters
+    of ``check_options``, and a new option cannot be checked by one and
+    forgotten by the other.
+    """
+    return check_options(**{name: arguments[name] for name in _OPTION_NAMES})

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any, Literal
 
+import attrs
 from beamlet.actors import Pid, call
 from beamlet.actors.lowlevel import NodeVar, check_number, check_timeout
 from beamlet.supervisors import ChildSpec, Supervisor, SupervisorSpec
@@ -37,6 +38,10 @@ __all__ = [
 
 #: ``fetch(topic, presences) -> presences``: enriches what is listed.
 Fetch = Callable[[str, dict[Any, list[dict[str, Any]]]], Mapping[Any, Any]]
+
+#: The options of ``Presence.start_link`` and ``child_spec`` that go to each
+#: shard's tracker: ``TrackerOptions``' fields.
+_TRACKER_OPTIONS = tuple(field.name for field in attrs.fields(TrackerOptions))
 
 
 class UnknownPresenceError(LookupError):
@@ -157,14 +162,17 @@ class Presence:
     """
 
     @staticmethod
-    def _table(
-        name: object,
-        pubsub: object,
-        pool_size: object,
-        fetch: object,
-        permdown_on_shutdown: object,
-        options: dict[str, Any],
-    ) -> _Table:
+    def _table(arguments: Mapping[str, Any]) -> _Table:
+        """Check the options of ``start_link`` or ``child_spec``: its arguments, by name.
+
+        Both pass their ``locals()`` on entry, so that the options are read
+        and checked in one place, for both alike.
+        """
+        name, pubsub, pool_size, fetch, permdown_on_shutdown = (
+            arguments[key]
+            for key in ("name", "pubsub", "pool_size", "fetch", "permdown_on_shutdown")
+        )
+        options = {key: arguments[key] for key in _TRACKER_OPTIONS}
         if type(name) is not str or not name:
             raise TypeError(f"a presence's name must be a non-empty str, not {name!r}")
         if type(pubsub) is not str or not pubsub:
@@ -242,21 +250,7 @@ class Presence:
         Cancellation:
             If cancelled while starting, the presence is stopped.
         """
-        table = cls._table(
-            name,
-            pubsub,
-            pool_size,
-            fetch,
-            permdown_on_shutdown,
-            {
-                "broadcast_period": broadcast_period,
-                "down_period": down_period,
-                "permdown_period": permdown_period,
-                "max_silent_periods": max_silent_periods,
-                "clock_sample_periods": clock_sample_periods,
-                "max_delta_sizes": max_delta_sizes,
-            },
-        )
+        table = cls._table(locals())
         return await _PresenceSupervisor.start_link(table, name=name)
 
     @classmethod
@@ -283,21 +277,7 @@ class Presence:
         ``("presence", name)``. Put it after its PubSub in the same
         supervisor (``rest_for_one``, so that a restarted PubSub restarts it).
         """
-        table = cls._table(
-            name,
-            pubsub,
-            pool_size,
-            fetch,
-            permdown_on_shutdown,
-            {
-                "broadcast_period": broadcast_period,
-                "down_period": down_period,
-                "permdown_period": permdown_period,
-                "max_silent_periods": max_silent_periods,
-                "clock_sample_periods": clock_sample_periods,
-                "max_delta_sizes": max_delta_sizes,
-            },
-        )
+        table = cls._table(locals())
         return ChildSpec(
             ("presence", name) if id is None else id,
             _Start(table),

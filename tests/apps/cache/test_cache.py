@@ -3,6 +3,7 @@ bounds, the owner's lifetime, and bad input."""
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 from typing import Any
@@ -30,6 +31,7 @@ from beamlet.apps.cache import (
     UnknownCacheError,
     lookup,
 )
+from beamlet.apps.cache._options import check_options
 from beamlet.supervisors import Supervisor
 
 
@@ -292,6 +294,14 @@ async def test_bad_options_are_refused_in_the_caller(
         assert whereis("c") is None
 
     await node.run(body)
+
+
+def test_start_link_and_child_spec_take_the_same_options() -> None:
+    """Both hand their arguments to one check, by name: they must have the same ones."""
+    start = set(inspect.signature(Cache.start_link).parameters)
+    spec = set(inspect.signature(Cache.child_spec).parameters) - {"id", "restart", "shutdown"}
+    assert start == spec
+    assert set(inspect.signature(check_options).parameters) == start
 
 
 async def test_bad_names_ttls_and_duplicates(node: Node) -> None:

@@ -6,10 +6,12 @@ under a supervisor), under the autojump clock.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import attrs
 import pytest
 import trio
 from beamlet.actors import (
@@ -39,6 +41,7 @@ from beamlet.apps.presence import (
     update,
 )
 from beamlet.apps.presence._messages import Heartbeat, TransferReq
+from beamlet.apps.presence._tracker import TrackerOptions
 from beamlet.apps.pubsub import PubSub, broadcast, subscribe
 from beamlet.supervisors import Supervisor
 
@@ -213,13 +216,28 @@ async def test_errors_say_what_which_and_why(autojump_clock: Any) -> None:
         ({"permdown_on_shutdown": 1}, TypeError, "permdown_on_shutdown must be a bool"),
     ],
 )
-def test_bad_options_are_refused_before_anything_starts(
+async def test_bad_options_are_refused_before_anything_starts(
     options: dict[str, Any], error: type, message: str
 ) -> None:
     with pytest.raises(error, match=message):
         Presence.child_spec(PR, **{"pubsub": PS, **options})
     with pytest.raises(TypeError, match="name must be a non-empty str"):
         Presence.child_spec("", pubsub=PS)
+
+    async def main() -> None:  # start_link checks them alike, and starts nothing
+        with pytest.raises(error, match=message):
+            await Presence.start_link("other", **{"pubsub": PS, **options})
+        assert whereis("other") is None
+
+    await on_node(main)
+
+
+def test_start_link_and_child_spec_take_the_same_options() -> None:
+    """Both hand their arguments to one check, by name: they must have the same ones."""
+    start = set(inspect.signature(Presence.start_link).parameters)
+    spec = set(inspect.signature(Presence.child_spec).parameters) - {"id", "restart"}
+    assert start == spec
+    assert {field.name for field in attrs.fields(TrackerOptions)} < start
 
 
 async def test_the_fetch_hook_runs_once_per_list_and_per_diff(autojump_clock: Any) -> None:
