@@ -67,6 +67,8 @@ class DNSPoll:
         return f"DNSPoll({self.query!r}, {self.port})"
 
     def addresses(self, ips: list[str]) -> list[str]:
+        """The ``"host:port"`` addresses to dial for ``ips`` (resolved IPs), on
+        ``port``; an IPv6 address in brackets (``"[::1]:4370"``)."""
         return [f"[{ip}]:{self.port}" if ":" in ip else f"{ip}:{self.port}" for ip in ips]
 
     async def run(self, dist: Distribution) -> None:

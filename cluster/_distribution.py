@@ -710,6 +710,14 @@ class Distribution(NetworkRouter):
         return target in self.peers
 
     def disconnect(self, name: str) -> bool:
+        """Close the connection to node ``name`` (``beamlet.cluster.disconnect``).
+
+        Links and monitors across it fire with reason ``noconnection``, as for
+        any lost connection; node monitors get ``NodeDown(name, "disconnect")``.
+
+        Returns:
+            True if there was a connection to close; False if not connected.
+        """
         peer = self.peers.get(name)
         if peer is None:
             return False
@@ -717,6 +725,20 @@ class Distribution(NetworkRouter):
         return True
 
     def monitor_nodes(self, pid: Pid, flag: bool, node_type: str = "visible") -> bool:
+        """Subscribe ``pid`` to ``NodeUp``/``NodeDown`` (``beamlet.cluster.monitor_nodes``).
+
+        Args:
+            pid: the local process to tell.
+            flag: True to subscribe (again, possibly with another ``node_type``),
+                False to stop.
+            node_type: "visible", "hidden" or "all": which connections to tell of.
+
+        Returns:
+            Whether ``pid`` was subscribed before.
+
+        Raises:
+            ValueError: an unknown ``node_type``.
+        """
         check_node_type(node_type)
         previous = pid in self._subscribers
         if flag:
@@ -726,6 +748,14 @@ class Distribution(NetworkRouter):
         return previous
 
     def monitor_node(self, pid: Pid, name: str) -> None:
+        """Send ``pid`` one ``NodeDown(name, reason)`` when node ``name`` disconnects
+        (``beamlet.cluster.monitor_node``).
+
+        Not connected: a connection to ``name`` is requested when one may come
+        (its address is known and auto-connect allows it, or one is under way);
+        otherwise, or once this distribution is shut down, ``pid`` gets
+        ``NodeDown(name, "connection_setup_failed")`` at once.
+        """
         watchers = self._node_watchers.get(name)
         if watchers:  # forget those that died
             watchers[:] = [w for w in watchers if self.node.lookup(w) is not None]
@@ -739,6 +769,10 @@ class Distribution(NetworkRouter):
         self._apply()
 
     def shutdown(self) -> None:
+        """Stop distributing (the node is leaving): no new connections, the
+        handshakes that can be cancelled, and every connection closed: its links
+        and monitors fire ``noconnection``, node monitors get
+        ``NodeDown(name, "shutdown")``."""
         self.closed = True
         self.membership.shutdown()
         for peer in list(self.peers.values()):

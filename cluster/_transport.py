@@ -391,12 +391,16 @@ class MemoryNetwork:
         self._delays: dict[frozenset[str] | None, float] = {}
 
     def block(self, host_a: str, host_b: str) -> None:
+        """Partition ``host_a`` from ``host_b`` (both ways): new connections between
+        them are refused, bytes on open ones are lost. Until ``unblock_all``."""
         self._blocked.add(frozenset((host_a, host_b)))
 
     def unblock_all(self) -> None:
+        """Heal every partition made by ``block`` (delays stay as they are)."""
         self._blocked.clear()
 
     def is_blocked(self, host_a: str, host_b: str) -> bool:
+        """Whether ``host_a`` and ``host_b`` are partitioned (the order does not matter)."""
         return frozenset((host_a, host_b)) in self._blocked
 
     def set_delay(
@@ -410,6 +414,8 @@ class MemoryNetwork:
             self._delays.pop(key, None)
 
     def delay(self, host_a: str, host_b: str) -> float:
+        """The seconds bytes from one host to the other are held: the delay set for
+        the pair, else the one set for all hosts, else 0."""
         return self._delays.get(frozenset((host_a, host_b)), self._delays.get(None, 0.0))
 
     def transport(self, host: str) -> MemoryTransport:

@@ -103,7 +103,7 @@ def test_names_say_where_they_are_exported() -> None:
 def test_every_public_name_and_method_is_documented() -> None:
     for name in PUBLIC:
         assert inspect.getdoc(getattr(cluster, name)), name
-    check_documented(cluster, PUBLIC, methods=False)
+    check_documented(cluster, PUBLIC)
     for name in sorted(PG_NAMES):
         value = getattr(pg, name)
         assert inspect.getdoc(value), f"pg.{name}"
