@@ -12,8 +12,10 @@ Fixtures:
 This folder is put on ``sys.path``, so that every test can import its helper
 modules: ``redis_server`` (the server above), ``os_nodes`` (nodes in OS
 processes of their own, always reaped), ``export_checks`` (a package's public
-names, docstrings and homes) and ``docs_checks`` (a guide shows its example
-files as they are; running an example).
+names, docstrings and homes), ``docs_checks`` (a guide shows its example
+files as they are; running an example), ``hostile`` (throwing terms at a
+process in the bad-input tests), ``line_reader`` (a subprocess's output, line
+by line) and ``handshake`` (two protocol connections joined in memory).
 """
 
 from __future__ import annotations

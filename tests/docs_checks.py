@@ -8,6 +8,7 @@ it is.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -21,9 +22,9 @@ EXAMPLES = DOCS / "examples"
 MARKER = re.compile(r"# docs/examples/([\w.]+\.py)\n")
 
 
-def python_blocks(markdown: Path) -> list[str]:
-    """The ``python`` code blocks of ``markdown``, in order."""
-    return re.findall(r"```python\n(.*?)```", markdown.read_text(), flags=re.DOTALL)
+def code_blocks(markdown: Path, language: str = "python") -> list[str]:
+    """The code blocks of ``markdown`` marked ``language`` (```` ```python ````), in order."""
+    return re.findall(rf"```{language}\n(.*?)```", markdown.read_text(), flags=re.DOTALL)
 
 
 def check_guide_shows_examples(
@@ -33,7 +34,7 @@ def check_guide_shows_examples(
     and no other example file; with ``only_examples``, every one of its Python
     blocks is an example file."""
     shown = set()
-    for block in python_blocks(guide):
+    for block in code_blocks(guide):
         marker = MARKER.match(block)
         if marker is None:
             assert not only_examples, f"{guide.name}: a Python block not from a file: {block[:60]}"
@@ -49,10 +50,18 @@ def check_guide_shows_examples(
     }
 
 
-def run_python(args: list[str], cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """``python ARGS`` in ``cwd``, which must exit 0 (else its stderr is shown)."""
+def run_python(
+    args: list[str], cwd: Path, timeout: float = 60, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python ARGS`` in ``cwd``, its environment this one's plus ``env``; it must
+    exit 0 (else its stderr is shown)."""
     result = subprocess.run(
-        [sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
+        [sys.executable, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
     )
     assert result.returncode == 0, result.stderr
     return result

@@ -188,6 +188,33 @@ class OSNodes:
             node.ready = await node.expect(ready, timeout=ready_timeout)
         return node
 
+    async def start_node(
+        self,
+        script: Path,
+        name: str,
+        cookie: str,
+        *seeds: str,
+        env: dict[str, str] | None = None,
+        ready_timeout: float = 20,
+    ) -> OSNode:
+        """Run a node script that takes ``NAME COOKIE [SEED...]`` and prints JSON
+        lines, the first ``{"event": "ready", "name": NAME, "address": ...}`` once
+        it listens (as ``node_main.py`` and its kind do); wait for that line, check
+        the name, and keep the address in ``address``."""
+        node = await self.start(
+            name,
+            script,
+            name,
+            cookie,
+            *seeds,
+            ready=lambda e: e["event"] == "ready",
+            ready_timeout=ready_timeout,
+            env=env,
+        )
+        assert node.ready["name"] == name, node.ready
+        node.address = node.ready["address"]
+        return node
+
     async def _stop_all(self) -> None:
         for node in self.started:
             if node.process.returncode is None:

@@ -116,3 +116,24 @@ async def test_nodes_are_killed_and_reaped_when_the_test_is_cancelled(
     assert scope.cancelled_caught
     assert node.process.returncode == -9
     assert not _alive(node.process.pid)
+
+
+# Takes NAME COOKIE [SEED...], prints its ready line (the name RENAME, if set), then waits.
+NODE_SCRIPT = """
+import json, os, sys
+name, cookie, *seeds = sys.argv[1:]
+ready = {"event": "ready", "name": os.environ.get("RENAME", name), "cookie": cookie}
+print(json.dumps({**ready, "address": "127.0.0.1:%d" % len(seeds)}), flush=True)
+sys.stdin.read()
+"""
+
+
+async def test_a_node_script_is_started_with_its_name_cookie_and_seeds(tmp_path: Path) -> None:
+    node_script = tmp_path / "node_script.py"
+    node_script.write_text(NODE_SCRIPT)
+    async with os_nodes(tmp_path) as nodes:
+        node = await nodes.start_node(node_script, "s1@127.0.0.1", "c00kie", "a:1", "b:2")
+        assert node.ready["cookie"] == "c00kie"
+        assert node.address == "127.0.0.1:2"
+        with pytest.raises(AssertionError, match="other@h"):
+            await nodes.start_node(node_script, "s2@127.0.0.1", "c", env={"RENAME": "other@h"})

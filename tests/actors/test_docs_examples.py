@@ -13,7 +13,7 @@ from docs_checks import (
     MARKER,
     REPO,
     check_guide_shows_examples,
-    python_blocks,
+    code_blocks,
     run_python,
 )
 
@@ -21,7 +21,7 @@ GUIDE = DOCS / "actors.md"
 
 # The examples of this package's guide, and the README's (other packages test their own).
 EXAMPLE_FILES = sorted([*EXAMPLES.glob("actors_*.py"), EXAMPLES / "readme_example.py"])
-INLINE_BLOCKS = [block for block in python_blocks(GUIDE) if not MARKER.match(block)]
+INLINE_BLOCKS = [block for block in code_blocks(GUIDE) if not MARKER.match(block)]
 
 
 @pytest.mark.parametrize("path", EXAMPLE_FILES, ids=[p.name for p in EXAMPLE_FILES])
@@ -60,7 +60,7 @@ def test_gen_server_docstring_example_runs(tmp_path: Path) -> None:
 
 
 def test_readme_example_is_the_file() -> None:
-    [block, *_] = python_blocks(REPO / "README.md")
+    [block, *_] = code_blocks(REPO / "README.md")
     assert block in (EXAMPLES / "readme_example.py").read_text()
 
 

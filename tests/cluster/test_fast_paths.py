@@ -25,27 +25,12 @@ from beamlet.cluster._connection import NEED_DATA, Connection, State
 from beamlet.cluster._errors import RemoteProtocolError
 from beamlet.cluster._events import Link, Send, Tick, unchecked_send
 from beamlet.cluster._frames import HEADER, SendCodec, decode_data, encode_data
+from handshake import connected_pair
 from hypothesis import given, settings, strategies as st
 
 COOKIE = b"the-shared-cookie-0123456789"
 B_PID = Pid("b@127.0.0.1", 9, 2)
 LONG_PID = Pid("n" * 250 + "@h", 1, 2)  # its extension needs a 16-bit length
-
-
-def _handshake() -> tuple[Connection, Connection]:
-    a = Connection(Role.INITIATOR, node_name="a@127.0.0.1", creation=1, cookie=COOKIE)
-    b = Connection(Role.ACCEPTOR, node_name="b@127.0.0.1", creation=2, cookie=COOKIE)
-    pending = [(b, a.initiate())]
-    while pending:
-        conn, data = pending.pop()
-        conn.receive_data(data)
-        while conn.next_event() is not NEED_DATA and conn.state is not State.CONNECTED:
-            pass
-        answer = conn.data_to_send()
-        if answer:
-            pending.append((a if conn is b else b, answer))
-    assert a.state is b.state is State.CONNECTED
-    return a, b
 
 
 messages = st.recursive(
@@ -106,7 +91,7 @@ def test_one_send_codec_over_many_pids_keeps_each_frame_exact(
 
 
 def test_connection_send_paths_agree() -> None:
-    a, b = _handshake()
+    a, b = connected_pair(COOKIE)
     for pid, msg in [(B_PID, 1), (LONG_PID, ("x", [1, 2])), (B_PID, {"k": B_PID})]:
         frame = a.send_message(pid, msg)
         assert frame == a.send(Send(pid, msg)) == encode_data(Send(pid, msg), a.codec)
@@ -215,7 +200,7 @@ def test_unchecked_send_is_a_send() -> None:
 
 
 def test_next_events_gives_what_next_event_gives() -> None:
-    a, b = _handshake()
+    a, b = connected_pair(COOKIE)
     events = [Send(B_PID, i) if i % 3 else Tick() for i in range(50)]
     data = b"".join(a.send(e) for e in events)
     b.receive_data(data[:-3])
@@ -227,7 +212,7 @@ def test_next_events_gives_what_next_event_gives() -> None:
 
 
 def test_next_events_in_batches() -> None:
-    a, b = _handshake()
+    a, b = connected_pair(COOKIE)
     events = [Send(B_PID, i) for i in range(10)]
     b.receive_data(b"".join(a.send(e) for e in events))
     assert b.next_events(limit=4) == events[:4]
@@ -239,7 +224,7 @@ def test_next_events_in_batches() -> None:
 
 
 def test_the_events_before_a_bad_frame_come_first_then_the_error() -> None:
-    a, b = _handshake()
+    a, b = connected_pair(COOKIE)
     good = a.send(Send(B_PID, 1)) + a.send(Send(B_PID, 2))
     garbage = HEADER.pack(2) + b"\x93\x7f"  # kind 127: no such frame
     b.receive_data(good + garbage + a.send(Send(B_PID, 3)))
@@ -250,7 +235,7 @@ def test_the_events_before_a_bad_frame_come_first_then_the_error() -> None:
 
 
 def test_an_oversized_frame_after_good_ones() -> None:
-    a, b = _handshake()
+    a, b = connected_pair(COOKIE)
     good = a.send(Send(B_PID, 1))
     b.receive_data(good + HEADER.pack(b.max_frame_size + 1))
     assert b.next_events() == [Send(B_PID, 1)]
@@ -396,15 +381,15 @@ def test_receive_events_is_receive_data_then_next_events(
 ) -> None:
     """The one-whole-frame shortcut changes nothing: same events, same errors,
     same state, for whole frames, split ones, several at once and damaged ones."""
-    a, _ = _handshake()
+    a, _ = connected_pair(COOKIE)
     wire = bytearray(b"".join(a.send_message(pid, msg) for pid, msg in sends))
     if data.draw(st.booleans()):  # damage a byte: a bad message, kind or length
         wire[data.draw(st.integers(0, len(wire) - 1))] = data.draw(st.integers(0, 255))
     cuts = sorted(set(data.draw(st.lists(st.integers(1, len(wire) - 1), max_size=4))))
     chunks = [bytes(wire[i:j]) for i, j in zip([0, *cuts], [*cuts, len(wire)], strict=True)]
     limit = data.draw(st.sampled_from([None, 1, 2, 128]))
-    _, fast = _handshake()
-    _, slow = _handshake()
+    _, fast = connected_pair(COOKIE)
+    _, slow = connected_pair(COOKIE)
     for chunk in chunks:
 
         def general(chunk: bytes = chunk) -> list[Any]:
@@ -422,7 +407,7 @@ def test_receive_events_is_receive_data_then_next_events(
 
 
 def test_receive_events_takes_a_lone_send_frame_directly() -> None:
-    a, b = _handshake()
+    a, b = connected_pair(COOKIE)
     frame = a.send_message(B_PID, ("reply", 1))
     assert b.receive_events(frame) == [Send(B_PID, ("reply", 1))]
     assert b.next_events() == []
@@ -475,14 +460,14 @@ def test_next_events_gives_what_next_event_gives_for_any_stream(
 ) -> None:
     """Runs of Send frames are read straight from the buffer; other kinds, pid
     changes, damaged bytes and limits give what one next_event at a time gives."""
-    a, _ = _handshake()
+    a, _ = connected_pair(COOKIE)
     wire = bytearray(b"".join(a.send(e) for e in events))
     if data.draw(st.booleans()):
         wire[data.draw(st.integers(0, len(wire) - 1))] = data.draw(st.integers(0, 255))
     cut = data.draw(st.integers(0, len(wire)))
     limit = data.draw(st.sampled_from([None, 1, 3]))
-    _, single = _handshake()
-    _, batched = _handshake()
+    _, single = connected_pair(COOKIE)
+    _, batched = connected_pair(COOKIE)
     results = []
     for conn, take in ((single, _one_by_one), (batched, lambda c: _in_batches(c, limit))):
         got, error = [], None

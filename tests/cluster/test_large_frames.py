@@ -19,33 +19,17 @@ from typing import Any
 import pytest
 import trio
 from beamlet.actors import Pid, receive, self_pid, send
-from beamlet.cluster._auth import Role
 from beamlet.cluster._codec import STEP_BYTES, Codec
-from beamlet.cluster._connection import NEED_DATA, Connection, State
+from beamlet.cluster._connection import Connection, State
 from beamlet.cluster._errors import RemoteProtocolError
 from beamlet.cluster._events import Exit, Link, Send
 from beamlet.cluster._frames import HEADER, LARGE_FRAME
 from beamlet.cluster.simulation import simulated_cluster
+from handshake import connected_pair
 
 COOKIE = b"the-shared-cookie-0123456789"
 B_PID = Pid("b@127.0.0.1", 9, 2)
 M = 2**61 - 1
-
-
-def _handshake(**options: Any) -> tuple[Connection, Connection]:
-    a = Connection(Role.INITIATOR, node_name="a@127.0.0.1", creation=1, cookie=COOKIE, **options)
-    b = Connection(Role.ACCEPTOR, node_name="b@127.0.0.1", creation=2, cookie=COOKIE, **options)
-    pending = [(b, a.initiate())]
-    while pending:
-        conn, data = pending.pop()
-        conn.receive_data(data)
-        while conn.next_event() is not NEED_DATA and conn.state is not State.CONNECTED:
-            pass
-        answer = conn.data_to_send()
-        if answer:
-            pending.append((a if conn is b else b, answer))
-    assert a.state is b.state is State.CONNECTED
-    return a, b
 
 
 def _big_message(size: int) -> list[Any]:
@@ -66,7 +50,7 @@ def _drain(conn: Connection) -> tuple[list[Any], int]:
 
 
 def test_a_large_frame_is_decoded_in_steps_and_in_order() -> None:
-    a, b = _handshake()
+    a, b = connected_pair(COOKIE)
     big = _big_message(1024 * 1024)
     frames = [
         a.send(Send(B_PID, "before")),
@@ -86,7 +70,7 @@ def test_a_large_frame_is_decoded_in_steps_and_in_order() -> None:
 def test_the_hot_path_hands_a_large_frame_to_the_steps() -> None:
     """``receive_events`` reads Send frames straight from the received bytes;
     a large one is left to ``next_events`` and its steps."""
-    a, b = _handshake()
+    a, b = connected_pair(COOKIE)
     big = _big_message(256 * 1024)
     data = a.send(Send(B_PID, 1)) + a.send(Send(B_PID, big)) + a.send(Send(B_PID, 2))
     first = b.receive_events(data)
@@ -106,7 +90,7 @@ def test_the_hot_path_hands_a_large_frame_to_the_steps() -> None:
 
 
 def test_a_large_frame_that_breaks_a_limit_fails_the_connection_after_the_events_before() -> None:
-    a, b = _handshake(max_frame_size=8 * 1024 * 1024)
+    a, b = connected_pair(COOKIE, max_frame_size=8 * 1024 * 1024)
     codec = Codec()
     # [16, pid, <a set of big ints that hash alike>], built without building the set.
     items = b"".join(codec.encode(k * M) for k in range(1, 30_000))
@@ -126,7 +110,7 @@ def test_a_large_frame_that_breaks_a_limit_fails_the_connection_after_the_events
 
 
 def test_a_large_frame_of_a_kind_not_allowed_is_refused_before_decoding() -> None:
-    _a, b = _handshake()
+    _a, b = connected_pair(COOKIE)
     hello_like = bytes([0x92, 1]) + b"\xc6" + (LARGE_FRAME + 10).to_bytes(4, "big")
     body = hello_like + b"\x00" * (LARGE_FRAME + 10)
     b.receive_data(HEADER.pack(len(body)) + body)

@@ -46,18 +46,7 @@ async def node_processes(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitabl
     async with os_nodes(tmp_path) as nodes:
 
         async def start(name: str, *seeds: str, env: dict[str, str] | None = None) -> OSNode:
-            node = await nodes.start(
-                name,
-                NODE_MAIN,
-                name,
-                COOKIE,
-                *seeds,
-                ready=lambda e: e["event"] == "ready",
-                env=env,
-            )
-            assert node.ready["name"] == name
-            node.address = node.ready["address"]
-            return node
+            return await nodes.start_node(NODE_MAIN, name, COOKIE, *seeds, env=env)
 
         yield start
 

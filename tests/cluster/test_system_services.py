@@ -18,8 +18,6 @@ import pytest
 import trio
 import trio.testing
 from beamlet.actors import (
-    CallExitError,
-    CallTimeoutError,
     Down,
     ExitSignal,
     From,
@@ -36,6 +34,7 @@ from beamlet.actors.lowlevel import BadInputLog, Call
 from beamlet.cluster import DNSPoll, NodeDown, NodeUp, export, pg, rpc
 from beamlet.cluster.simulation import SimulatedCluster, simulated_cluster
 from beamlet.supervisors import Supervisor
+from hostile import throw
 from hypothesis import given, settings, strategies as st
 
 A, B = "a@a", "b@b"
@@ -326,19 +325,6 @@ _actions = st.lists(
 )
 
 
-async def _throw(service: str, how: str, term: Any) -> None:
-    dest = (service, B)
-    try:
-        if how == "call":
-            await call(dest, term, timeout=2)
-        elif how == "cast":
-            cast(dest, term)
-        else:
-            send(dest, term)
-    except (CallTimeoutError, CallExitError, TypeError, ValueError, OverflowError):
-        pass  # the caller's own failure (or no answer): the service is what is checked
-
-
 async def _scenario(actions: list[tuple[str, str, str, Any]]) -> None:
     polls: list[float] = []
 
@@ -355,7 +341,7 @@ async def _scenario(actions: list[tuple[str, str, str, Any]]) -> None:
         assert None not in before.values()
 
         for service, how, source, term in actions:
-            await sim.run(source, _throw, service, how, term)
+            await sim.run(source, throw, (service, B), how, term)
         await trio.sleep(1)
 
         # Alive, with the same pids: nothing crashed, nothing was restarted.

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import os
-import queue
 import signal
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +21,7 @@ from beamlet.supervisors import (
     serve,
     worker,
 )
+from line_reader import LineReader
 
 HERE = Path(__file__).parent
 APP = HERE / "app_tree.py"
@@ -41,31 +39,14 @@ class App:
             text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self.seen: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
         assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line.strip())
-        self.lines.put(None)
+        self.output = LineReader(self.proc.stdout, "the app")
+        #: Every line it printed and a ``wait_for`` took.
+        self.seen = self.output.seen
 
     def wait_for(self, prefix: str) -> list[str]:
         """Read lines until one starts with ``prefix``; return the lines read."""
-        deadline = time.monotonic() + PATIENCE
-        read: list[str] = []
-        while True:
-            try:
-                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                raise AssertionError(f"no {prefix!r} line in time; got {self.seen}") from None
-            if line is None:
-                raise AssertionError(f"the app ended before {prefix!r}; got {self.seen}")
-            self.seen.append(line)
-            read.append(line)
-            if line.startswith(prefix):
-                return read
+        return self.output.wait_for(lambda line: line.startswith(prefix), PATIENCE)
 
     def signal(self, signum: int) -> None:
         self.proc.send_signal(signum)

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import os
-import queue
 import re
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from line_reader import LineReader
 
 HERE = Path(__file__).resolve().parent
 COOKIE = "cli-tests-cookie-0123456789abcdef"
@@ -64,35 +63,22 @@ class Service:
             text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self.seen: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
         assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self.lines.put(line.rstrip("\n"))
-        self.lines.put(None)
+        #: Its stderr, line by line.
+        self.output = LineReader(self.process.stderr, "the service")
+        #: Every stderr line taken so far (by ``wait_for``, ``rest`` or ``output.next``).
+        self.seen = self.output.seen
 
     def wait_for(self, pattern: str, timeout: float = 20) -> re.Match[str]:
         """The first stderr line matching ``pattern`` (lines before it are kept in ``seen``)."""
-        while True:
-            line = self.lines.get(timeout=timeout)
-            if line is None:
-                raise AssertionError(f"the service ended; it said {self.seen}")
-            self.seen.append(line)
-            found = re.search(pattern, line)
-            if found:
-                return found
+        line = self.output.wait_for(lambda line: re.search(pattern, line), timeout)[-1]
+        found = re.search(pattern, line)
+        assert found is not None
+        return found
 
     def rest(self, timeout: float = 20) -> list[str]:
         """The remaining stderr lines, once the process has exited."""
-        lines = []
-        while True:
-            line = self.lines.get(timeout=timeout)
-            if line is None:
-                return lines
-            lines.append(line)
+        return self.output.rest(timeout)
 
     def stop(self) -> None:
         if self.process.poll() is None:

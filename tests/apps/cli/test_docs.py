@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 from beamlet.apps.cli._main import _parser
-
-REPO = Path(__file__).resolve().parents[3]
-DOCS = REPO / "docs"
-
-
-def blocks(markdown: Path, language: str) -> list[str]:
-    return re.findall(rf"```{language}\n(.*?)```", markdown.read_text(), flags=re.DOTALL)
+from docs_checks import (
+    DOCS,
+    EXAMPLES,
+    REPO,
+    check_guide_shows_examples,
+    code_blocks,
+    run_python,
+)
 
 
 def parses(argv: list[str]) -> None:
@@ -50,7 +51,7 @@ DEPLOYMENT = DOCS / "deployment.md"
 
 
 def test_the_systemd_unit_runs_a_valid_command_and_restarts_on_failure() -> None:
-    [unit] = blocks(DEPLOYMENT, "ini")
+    [unit] = code_blocks(DEPLOYMENT, "ini")
     lines = dict(
         line.split("=", 1) for line in unit.splitlines() if "=" in line and not line.startswith("#")
     )
@@ -63,7 +64,7 @@ def test_the_systemd_unit_runs_a_valid_command_and_restarts_on_failure() -> None
 
 
 def test_the_container_runs_a_valid_command_that_receives_sigterm() -> None:
-    [dockerfile] = blocks(DEPLOYMENT, "dockerfile")
+    [dockerfile] = code_blocks(DEPLOYMENT, "dockerfile")
     [cmd] = [line for line in dockerfile.splitlines() if line.startswith("CMD ")]
     words = shlex.split(cmd.removeprefix("CMD "))
     assert words[0] == "exec"  # the shell is replaced: SIGTERM reaches beamlet
@@ -78,14 +79,14 @@ def test_the_container_runs_a_valid_command_that_receives_sigterm() -> None:
 
 
 def test_the_kubernetes_service_is_headless_and_matches_the_discovery() -> None:
-    [manifest] = blocks(DEPLOYMENT, "yaml")
+    [manifest] = code_blocks(DEPLOYMENT, "yaml")
     service, deployment = manifest.split("\n---\n")
     assert "kind: Service" in service and re.search(r"^  clusterIP: None\b", service, re.M)
     assert re.search(r"^\s+port: 4370$", service, re.M)
     assert "name: myapp-nodes" in service
     assert "value: myapp-nodes.default.svc.cluster.local" in deployment
     assert "fieldPath: status.podIP" in deployment
-    [secrets] = [b for b in blocks(DEPLOYMENT, "sh") if "kubectl" in b]
+    [secrets] = [b for b in code_blocks(DEPLOYMENT, "sh") if "kubectl" in b]
     for name in re.findall(r"secretName: (\S+)", deployment):
         assert f"create secret generic {name} " in secrets, name
 
@@ -93,7 +94,7 @@ def test_the_kubernetes_service_is_headless_and_matches_the_discovery() -> None:
 def test_the_cookie_command_makes_a_cookie_beamlet_accepts(tmp_path: Path) -> None:
     from beamlet.cluster import Cookie
 
-    [secrets] = [b for b in blocks(DEPLOYMENT, "sh") if "kubectl" in b]
+    [secrets] = [b for b in code_blocks(DEPLOYMENT, "sh") if "kubectl" in b]
     [make] = [line for line in secrets.splitlines() if line.startswith("python3 ")]
     subprocess.run(
         ["sh", "-c", make.replace("python3", sys.executable, 1)], cwd=tmp_path, check=True
@@ -101,16 +102,13 @@ def test_the_cookie_command_makes_a_cookie_beamlet_accepts(tmp_path: Path) -> No
     Cookie((tmp_path / "cookie").read_bytes().strip())
 
 
-@pytest.mark.parametrize("block", blocks(DEPLOYMENT, "python"))
+@pytest.mark.parametrize("block", code_blocks(DEPLOYMENT, "python"))
 def test_the_python_examples_run(block: str, tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", block], cwd=tmp_path, capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
+    run_python(["-c", block], tmp_path)
 
 
 def test_the_checking_commands_are_valid() -> None:
-    [check] = [b for b in blocks(DEPLOYMENT, "sh") if b.startswith("beamlet ")]
+    [check] = [b for b in code_blocks(DEPLOYMENT, "sh") if b.startswith("beamlet ")]
     for line in check.splitlines():
         parses(shlex.split(line))
 
@@ -118,31 +116,21 @@ def test_the_checking_commands_are_valid() -> None:
 # -- getting-started.md ---------------------------------------------------------------------
 
 GETTING_STARTED = DOCS / "getting-started.md"
-EXAMPLES = DOCS / "examples"
-MARKER = re.compile(r"# docs/examples/([\w.]+\.py)\n")
 
 
 def test_the_guide_shows_the_example_files_as_they_are() -> None:
-    shown = set()
-    for block in blocks(GETTING_STARTED, "python"):
-        marker = MARKER.match(block)
-        assert marker, block[:60]
-        name = marker.group(1)
-        assert block[marker.end() :] == (EXAMPLES / name).read_text(), name
-        shown.add(name)
-    assert shown == {p.name for p in EXAMPLES.glob("getting_started_*.py")}
+    check_guide_shows_examples(
+        GETTING_STARTED, EXAMPLES.glob("getting_started_*.py"), only_examples=True
+    )
 
 
 def test_the_first_program_prints_hello(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, str(EXAMPLES / "getting_started_hello.py")],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    result = run_python([str(EXAMPLES / "getting_started_hello.py")], tmp_path)
     assert result.stdout == "HELLO\n", result.stderr
 
 
 def test_the_first_command_is_the_readme_s() -> None:
-    [install, *_] = blocks(GETTING_STARTED, "sh")
+    [install, *_] = code_blocks(GETTING_STARTED, "sh")
     assert install.strip() in (REPO / "README.md").read_text()
 
 
@@ -154,7 +142,7 @@ def test_two_nodes_talking_as_the_guide_says(tmp_path: Path) -> None:
 
     from .conftest import COMMAND, Service
 
-    _install, setup, talk = blocks(GETTING_STARTED, "sh")
+    _install, setup, talk = code_blocks(GETTING_STARTED, "sh")
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = str(sock.getsockname()[1])
@@ -208,7 +196,7 @@ def test_two_nodes_talking_as_the_guide_says(tmp_path: Path) -> None:
 
 def test_the_command_lines_of_the_cli_guide_are_valid() -> None:
     lines = []
-    for block in blocks(DOCS / "cli.md", "sh"):
+    for block in code_blocks(DOCS / "cli.md", "sh"):
         text = block.replace("\\\n", " ")
         lines += [line.split("  #")[0] for line in text.splitlines() if line.startswith("beamlet ")]
     assert len(lines) >= 6

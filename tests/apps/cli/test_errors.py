@@ -94,9 +94,8 @@ def test_a_seed_that_refuses_or_is_not_there_is_a_warning_line_and_the_node_serv
     try:
         own, warnings = None, []
         while own is None or len(warnings) < 2:  # in either order
-            line = node.lines.get(timeout=20)
+            line = node.output.next(timeout=20)
             assert line is not None, f"the node ended; it said {node.seen}"
-            node.seen.append(line)
             if listening := re.search(r"listening on (\S+)", line):
                 own = listening.group(1)
             if " WARNING " in line:

@@ -137,3 +137,22 @@ class Nodes:
                 while await self.listed(short) != expected:  # noqa: ASYNC110 - polling what other nodes list
                     await trio.sleep(0.01)
         return trio.current_time() - start
+
+    async def start_a_and_b(self) -> set[str]:
+        """Start the presences of nodes a and b, give them two seconds (two broadcast
+        periods of ``OPTIONS``) to see each other, then track alice on a and bob on
+        b; their refs, once both nodes list them."""
+        for short in "ab":
+            await self.start(short)
+        await trio.sleep(2)
+        refs = {await self.track("a", "alice"), await self.track("b", "bob")}
+        await self.wait_listed("ab", refs)
+        return refs
+
+    async def check_still_replicating(self, refs: set[str], timeout: float) -> None:
+        """Nodes a and b still replicate: carol tracked on a and dave on b are listed
+        on both, with ``refs``, within ``timeout``; and no viewer saw a wrong diff."""
+        refs = refs | {await self.track("a", "carol"), await self.track("b", "dave")}
+        await self.wait_listed("ab", refs, timeout=timeout)
+        for short in "ab":
+            assert self.views[short].errors == [], (short, self.views[short].errors)

@@ -21,17 +21,7 @@ COOKIE = "presence-real-cluster-cookie-0123456789"
 
 
 async def start(nodes: OSNodes, name: str, *seeds: str) -> OSNode:
-    node = await nodes.start(
-        name,
-        NODE_MAIN,
-        name,
-        COOKIE,
-        *seeds,
-        ready=lambda e: e["event"] == "ready",
-        ready_timeout=30,
-    )
-    node.address = node.ready["address"]
-    return node
+    return await nodes.start_node(NODE_MAIN, name, COOKIE, *seeds, ready_timeout=30)
 
 
 async def answer(node: OSNode, event: str, timeout: float = 20) -> dict[str, Any]:

@@ -8,13 +8,14 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from beamlet.actors import CallExitError, CallTimeoutError, From, Pid, Ref, call, cast, send
+from beamlet.actors import From, Pid, Ref, send
 from beamlet.actors.lowlevel import Call
 from beamlet.apps.pubsub import PubSub, broadcast, dispatcher, stats
 from beamlet.apps.pubsub._batch import pack_batch
 from beamlet.apps.pubsub.testing import _Inbox, _listener
 from beamlet.cluster import encode, nodes, pg
 from beamlet.cluster.simulation import SimulatedCluster, simulated_cluster
+from hostile import throw
 from hypothesis import given, settings, strategies as st
 
 PS = "beamlet_conformance"  # the name _listener subscribes in
@@ -203,19 +204,6 @@ def _raising(entries: list[Any], from_pid: Any, message: Any) -> None:
     raise RuntimeError("a dispatcher that fails")
 
 
-async def _throw(how: str, term: Any) -> None:
-    dest = (SHARD, B)
-    try:
-        if how == "call":
-            await call(dest, term, timeout=2)
-        elif how == "cast":
-            cast(dest, term)
-        else:
-            send(dest, term)
-    except (CallTimeoutError, CallExitError, TypeError, ValueError, OverflowError):
-        pass
-
-
 async def _scenario(actions: list[tuple[str, str, Any]]) -> None:
     async with simulated_cluster(["a", "b"]) as sim:
         await start_pubsub(sim, "a", "b")
@@ -223,7 +211,7 @@ async def _scenario(actions: list[tuple[str, str, Any]]) -> None:
         inbox = await listen(sim, "b")
         before = sim.node("b").whereis(SHARD)
         for how, source, term in actions:
-            await sim.run(source, _throw, how, term)
+            await sim.run(source, throw, (SHARD, B), how, term)
         await trio.sleep(1)
         assert sim.node("b").whereis(SHARD) == before  # never crashed nor restarted
         await sim.run("a", _call, broadcast, PS, "t", "still serving")
@@ -251,8 +239,8 @@ async def test_a_malformed_broadcast_is_refused_logged_and_counted(
             ["t", "m", "beamlet.pubsub"],
             "hello",
         ]:
-            await sim.run("a", _throw, "send", junk)
-        assert await sim.run("a", _throw, "call", "status?") is None
+            await sim.run("a", throw, (SHARD, B), "send", junk)
+        assert await sim.run("a", throw, (SHARD, B), "call", "status?") is None
         await sim.run("a", _call, broadcast, PS, "t", "ok")
         await inbox.until("after junk", lambda items: items == ["ok"], 5)
         assert (await sim.run("b", _call, stats, PS))["bad_input"] == 7

@@ -5,34 +5,17 @@
 
 from __future__ import annotations
 
-import os
-import re
 import subprocess
-import sys
 from pathlib import Path
 
 from beamlet.apps.pubsub.testing import CHECKS
+from docs_checks import DOCS, EXAMPLES, check_guide_shows_examples, run_python
 from redis_server import RedisServer
-
-REPO = Path(__file__).resolve().parents[3]
-EXAMPLES = REPO / "docs" / "examples"
-GUIDE = REPO / "docs" / "pubsub.md"
-MARKER = re.compile(r"# docs/examples/([\w.]+\.py)\n")
-EXAMPLE_FILES = sorted(EXAMPLES.glob("pubsub_*.py"))
 
 
 def run_example(name: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """Run ``docs/examples/NAME`` in its own interpreter; check that it exits 0."""
-    result = subprocess.run(
-        [sys.executable, str(EXAMPLES / name)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, **env},
-    )
-    assert result.returncode == 0, result.stderr
-    return result
+    return run_python([str(EXAMPLES / name)], cwd, env=env)
 
 
 def test_the_basics_example_runs(tmp_path: Path) -> None:
@@ -59,11 +42,4 @@ def test_the_conformance_example_runs_every_check(tmp_path: Path) -> None:
 
 
 def test_guide_shows_every_example_as_it_is() -> None:
-    blocks = re.findall(r"```python\n(.*?)```", GUIDE.read_text(), flags=re.DOTALL)
-    shown = set()
-    for block in blocks:
-        marker = MARKER.match(block)
-        if marker:
-            assert block[marker.end() :] == (EXAMPLES / marker.group(1)).read_text()
-            shown.add(marker.group(1))
-    assert shown == {p.name for p in EXAMPLE_FILES}
+    check_guide_shows_examples(DOCS / "pubsub.md", EXAMPLES.glob("pubsub_*.py"))

@@ -126,6 +126,22 @@ async def start_chat(cluster: LocalNodes, stop: trio.Event, **options: Any) -> d
     return inboxes
 
 
+@asynccontextmanager
+async def chat_nodes(
+    server: RedisServer, *names: str, **options: Any
+) -> AsyncIterator[tuple[LocalNodes, dict[str, Inbox]]]:
+    """Local nodes ``names`` joined by ``server``: ``start_chat`` with the ``fast``
+    Redis options and ``options``; yields the nodes and their inboxes. The PubSubs
+    are stopped on leaving."""
+    stop = trio.Event()
+    async with local_nodes(*names) as cluster:
+        inboxes = await start_chat(cluster, stop, redis=fast(server), **options)
+        try:
+            yield cluster, inboxes
+        finally:
+            stop.set()
+
+
 async def _broadcast(*messages: Any) -> None:
     for message in messages:
         broadcast("chat", "room", message)
@@ -180,42 +196,33 @@ class RedisOutage:
         )
 
 
-async def test_redis_adapter_conforms(redis_server: RedisServer) -> None:
-    async with local_nodes("a", "b", "c") as cluster:
-        outage = RedisOutage(redis_server, cluster)
+async def conform(server: RedisServer, *names: str, **options: Any) -> RedisOutage:
+    """Run the conformance suite on local nodes ``names`` joined by ``server`` (the
+    ``fast`` Redis options, the Redis adapter unless ``options`` names another, and
+    ``options``); the outage it went through."""
+    options.setdefault("adapter", "redis")
+    async with local_nodes(*names) as cluster:
+        outage = RedisOutage(server, cluster)
         await check_pubsub_adapter(
-            cluster, ["a", "b", "c"], adapter="redis", redis=fast(redis_server), outage=outage
+            cluster, list(names), redis=fast(server), outage=outage, **options
         )
-        assert outage.outages == 1
+    return outage
+
+
+async def test_redis_adapter_conforms(redis_server: RedisServer) -> None:
+    outage = await conform(redis_server, "a", "b", "c")
+    assert outage.outages == 1
 
 
 async def test_redis_adapter_conforms_with_shards_and_compression(
     redis_server: RedisServer,
 ) -> None:
-    async with local_nodes("a", "b") as cluster:
-        await check_pubsub_adapter(
-            cluster,
-            ["a", "b"],
-            adapter="redis",
-            redis=fast(redis_server),
-            outage=RedisOutage(redis_server, cluster),
-            pool_size=3,
-            broadcast_pool_size=2,
-            compression_level=6,
-        )
+    await conform(redis_server, "a", "b", pool_size=3, broadcast_pool_size=2, compression_level=6)
 
 
 @pytest.mark.parametrize("check", CHECKS)
 async def test_each_check_alone(check: str, redis_server: RedisServer) -> None:
-    async with local_nodes("a", "b") as cluster:
-        await check_pubsub_adapter(
-            cluster,
-            ["a", "b"],
-            adapter="redis",
-            redis=fast(redis_server),
-            checks=[check],
-            outage=RedisOutage(redis_server, cluster),
-        )
+    await conform(redis_server, "a", "b", checks=[check])
 
 
 class _Uncounted(RedisAdapter):
@@ -242,16 +249,8 @@ class _Raising(RedisAdapter):
 async def test_the_outage_check_catches_a_broken_adapter(
     adapter: type[RedisAdapter], words: str, redis_server: RedisServer
 ) -> None:
-    async with local_nodes("a", "b") as cluster:
-        with pytest.raises(AssertionError, match=words):
-            await check_pubsub_adapter(
-                cluster,
-                ["a", "b"],
-                adapter=adapter,
-                redis=fast(redis_server),
-                checks=["outage"],
-                outage=RedisOutage(redis_server, cluster),
-            )
+    with pytest.raises(AssertionError, match=words):
+        await conform(redis_server, "a", "b", adapter=adapter, checks=["outage"])
 
 
 async def test_own_broadcasts_are_not_delivered_twice(redis_server: RedisServer) -> None:
@@ -261,9 +260,7 @@ async def test_own_broadcasts_are_not_delivered_twice(redis_server: RedisServer)
     broadcasts "after" only once it has "x", so a's copy of "x" reaches a
     before "after" does, and a duplicate would show up before "after".
     """
-    stop = trio.Event()
-    async with local_nodes("a", "b") as cluster:
-        inboxes = await start_chat(cluster, stop, redis=fast(redis_server))
+    async with chat_nodes(redis_server, "a", "b") as (cluster, inboxes):
         for round_ in range(3):
             await cluster.run("a", _broadcast, ("x", round_))
             await inboxes["b"].until(lambda items, r=round_: ("x", r) in items)
@@ -272,7 +269,6 @@ async def test_own_broadcasts_are_not_delivered_twice(redis_server: RedisServer)
         want = [m for r in range(3) for m in (("x", r), ("after", r))]
         assert inboxes["a"].items == want
         assert inboxes["b"].items == want
-        stop.set()
 
 
 # -- Redis down mid-run ---------------------------------------------------------------------
@@ -282,9 +278,7 @@ async def test_redis_killed_and_restarted_mid_run(
     redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    stop = trio.Event()
-    async with local_nodes("a", "b") as cluster:
-        inboxes = await start_chat(cluster, stop, redis=fast(redis_server))
+    async with chat_nodes(redis_server, "a", "b") as (cluster, inboxes):
         await cluster.run("a", _broadcast, "before")
         await inboxes["b"].until(lambda items: items == ["before"])
 
@@ -316,7 +310,6 @@ async def test_redis_killed_and_restarted_mid_run(
         assert inboxes["b"].items == ["before", "after"]
         b_stats = await cluster.run("b", _stats)
         assert b_stats["redis_up"] == 1 and b_stats["redis_reconnects"] == 1
-        stop.set()
 
 
 async def _is(cluster: LocalNodes, node: str, key: str, value: int) -> bool:
@@ -331,15 +324,14 @@ async def _resubscribed(cluster: LocalNodes, node: str) -> bool:
 async def test_a_stream_across_an_outage_keeps_order_and_counts_what_it_drops(
     redis_server: RedisServer,
 ) -> None:
-    stop = trio.Event()
-    async with local_nodes("a", "b") as cluster:
-        inboxes = await start_chat(cluster, stop, redis=fast(redis_server))
+    async with chat_nodes(redis_server, "a", "b") as (cluster, inboxes):
         sent = 0
         killed = trio.Event()
+        done = trio.Event()
 
         async def publisher() -> None:
             nonlocal sent
-            while not stop.is_set():
+            while not done.is_set():
                 broadcast("chat", "room", sent)
                 sent += 1
                 await trio.sleep(0.001)
@@ -357,7 +349,7 @@ async def test_a_stream_across_an_outage_keeps_order_and_counts_what_it_drops(
         await eventually("b resubscribed", lambda: _resubscribed(cluster, "b"))
         mark = len(inboxes["b"].items)
         await inboxes["b"].until(lambda items: len(items) >= mark + 50)
-        stop.set()
+        done.set()
         got = inboxes["b"].items
         assert got == sorted(set(got)), "in order, no duplicates"
         assert len(got) < sent
@@ -371,9 +363,7 @@ async def _count_at_least(cluster: LocalNodes, node: str, key: str, value: int) 
 
 async def test_starting_while_redis_is_down(redis_server: RedisServer) -> None:
     redis_server.kill()
-    stop = trio.Event()
-    async with local_nodes("a", "b") as cluster:
-        inboxes = await start_chat(cluster, stop, redis=fast(redis_server))
+    async with chat_nodes(redis_server, "a", "b") as (cluster, inboxes):
         assert (await cluster.run("a", _stats))["redis_up"] == 0
         await redis_server.restart_async()
         for name in ("a", "b"):
@@ -387,7 +377,6 @@ async def test_starting_while_redis_is_down(redis_server: RedisServer) -> None:
             )
         await cluster.run("a", _broadcast, "hi")
         await inboxes["b"].until(lambda items: items == ["hi"])
-        stop.set()
 
 
 async def _subscribed(cluster: LocalNodes, node: str) -> bool:
@@ -408,9 +397,7 @@ async def test_garbage_on_the_channels_is_dropped_counted_and_logged(
     redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, "beamlet.apps.pubsub")
-    stop = trio.Event()
-    async with local_nodes("a", "b") as cluster:
-        inboxes = await start_chat(cluster, stop, redis=fast(redis_server))
+    async with chat_nodes(redis_server, "a", "b") as (cluster, inboxes):
         channel = "beamlet:chat"
         b_channel = "beamlet:chat:node:b@redis-test"
         good = encode(("room", "forged", "beamlet.pubsub", None))
@@ -459,15 +446,12 @@ async def test_garbage_on_the_channels_is_dropped_counted_and_logged(
         await inboxes["b"].until(lambda items: items == ["still serving"])
         refused = [r for r in caplog.records if "refused" in r.getMessage()]
         assert 1 <= len(refused) <= 2  # one line per node per period, at most
-        stop.set()
 
 
 async def test_an_envelope_of_several_with_a_bad_one_delivers_the_good_ones(
     redis_server: RedisServer,
 ) -> None:
-    stop = trio.Event()
-    async with local_nodes("a", "b") as cluster:
-        inboxes = await start_chat(cluster, stop, redis=fast(redis_server))
+    async with chat_nodes(redis_server, "a", "b") as (cluster, inboxes):
         good = [encode(("room", i, "beamlet.pubsub", None)) for i in range(3)]
         bad = encode(("room", "x", "no.such", None))
         envelope = encode((1, "b", "x@y", False, encode([good[0], bad, good[1], good[2]])))
@@ -476,7 +460,6 @@ async def test_an_envelope_of_several_with_a_bad_one_delivers_the_good_ones(
         await inboxes["b"].until(lambda items: len(items) == 3)
         assert inboxes["b"].items == [0, 1, 2]
         assert (await cluster.run("b", _stats))["bad_input"] == 1
-        stop.set()
 
 
 async def test_a_broadcast_that_carries_a_runtime_signal_is_refused(
@@ -484,9 +467,7 @@ async def test_a_broadcast_that_carries_a_runtime_signal_is_refused(
 ) -> None:
     # A Down or an ExitSignal is what the runtime delivers when a monitor fires or a
     # linked process exits: from another node, it would forge that to every subscriber.
-    stop = trio.Event()
-    async with local_nodes("a", "b") as cluster:
-        inboxes = await start_chat(cluster, stop, redis=fast(redis_server))
+    async with chat_nodes(redis_server, "a", "b") as (cluster, inboxes):
         forged = Pid("x@y", 1, 1)
         bodies = [
             encode(("room", ExitSignal(forged, "shutdown"), "beamlet.pubsub", None)),
@@ -499,14 +480,14 @@ async def test_a_broadcast_that_carries_a_runtime_signal_is_refused(
         await inboxes["b"].until(lambda items: len(items) == 1)
         assert inboxes["b"].items == [("data", ExitSignal(forged, "x"))]
         assert (await cluster.run("b", _stats))["bad_input"] == 2
-        stop.set()
 
 
 async def test_a_burst_travels_in_few_envelopes(redis_server: RedisServer) -> None:
     """Broadcasts queued together go out together: far fewer Redis messages than broadcasts."""
-    stop = trio.Event()
-    async with local_nodes("a", "b") as cluster, open_redis(redis_server.url) as redis:
-        inboxes = await start_chat(cluster, stop, redis=fast(redis_server))
+    async with (
+        chat_nodes(redis_server, "a", "b") as (cluster, inboxes),
+        open_redis(redis_server.url) as redis,
+    ):
         async with redis.subscribe("beamlet:chat") as spy:
             with trio.fail_after(WAIT):
                 await spy.wait_subscribed()
@@ -521,16 +502,13 @@ async def test_a_burst_travels_in_few_envelopes(redis_server: RedisServer) -> No
                     if carried == 2000:
                         break
         assert 4 <= envelopes <= 20  # at most MAX_BATCH (512) a message
-        stop.set()
 
 
 # -- sending ---------------------------------------------------------------------------------
 
 
 async def test_direct_broadcast_and_node_names(redis_server: RedisServer) -> None:
-    stop = trio.Event()
-    async with local_nodes("a", "b", "c") as cluster:
-        inboxes = await start_chat(cluster, stop, redis=fast(redis_server))
+    async with chat_nodes(redis_server, "a", "b", "c") as (cluster, inboxes):
 
         async def direct() -> str:
             direct_broadcast("b@redis-test", "chat", "room", "to b")
@@ -544,13 +522,10 @@ async def test_direct_broadcast_and_node_names(redis_server: RedisServer) -> Non
         assert inboxes["b"].items == ["to b", "mark"]
         assert inboxes["c"].items == ["mark"]
         assert inboxes["a"].items == ["mark"]
-        stop.set()
 
 
 async def test_a_full_queue_drops_and_counts(redis_server: RedisServer) -> None:
-    stop = trio.Event()
-    async with local_nodes("a", "b") as cluster:
-        inboxes = await start_chat(cluster, stop, redis=fast(redis_server), max_queue=10)
+    async with chat_nodes(redis_server, "a", "b", max_queue=10) as (cluster, inboxes):
         # 100 broadcasts without a checkpoint: the publishing task cannot run meanwhile.
         await cluster.run("a", _broadcast, *range(100))
         drops = (await cluster.run("a", _stats))["redis_send_drops"]
@@ -559,15 +534,10 @@ async def test_a_full_queue_drops_and_counts(redis_server: RedisServer) -> None:
         await inboxes["b"].until(lambda items: len(items) == 100 - drops)
         assert inboxes["b"].items == list(range(100 - drops))
         assert inboxes["a"].items == list(range(100))  # local delivery is not affected
-        stop.set()
 
 
 async def test_large_messages_and_the_size_limit(redis_server: RedisServer) -> None:
-    stop = trio.Event()
-    async with local_nodes("a", "b") as cluster:
-        inboxes = await start_chat(
-            cluster, stop, redis=fast(redis_server), max_message_size=1_000_000
-        )
+    async with chat_nodes(redis_server, "a", "b", max_message_size=1_000_000) as (cluster, inboxes):
         big = [bytes([i]) * 1000 for i in range(200)]  # 200 KB: decoded in steps
 
         async def too_big() -> BaseException | None:
@@ -581,7 +551,6 @@ async def test_large_messages_and_the_size_limit(redis_server: RedisServer) -> N
         await cluster.run("a", _broadcast, big)
         await inboxes["b"].until(lambda items: len(items) == 1)
         assert inboxes["b"].items == [big]
-        stop.set()
 
 
 # -- options ---------------------------------------------------------------------------------
@@ -635,9 +604,7 @@ def test_channel_names() -> None:
 async def test_unexpected_mail_to_the_adapter_process_is_refused(
     redis_server: RedisServer,
 ) -> None:
-    stop = trio.Event()
-    async with local_nodes("a", "b") as cluster:
-        inboxes = await start_chat(cluster, stop, redis=fast(redis_server))
+    async with chat_nodes(redis_server, "a", "b") as (cluster, inboxes):
 
         async def mail() -> None:
             send("chat.Adapter", ("what", "is", "this"))
@@ -646,4 +613,3 @@ async def test_unexpected_mail_to_the_adapter_process_is_refused(
         await eventually("refused", lambda: _count_at_least(cluster, "a", "bad_input", 1))
         await cluster.run("a", _broadcast, "fine")
         await inboxes["b"].until(lambda items: items == ["fine"])
-        stop.set()
