@@ -57,6 +57,7 @@ from typing import Any
 
 import trio
 import trio.lowlevel
+from _child import child
 from beamlet.actors import open_node, receive, register, run as run_local, send, spawn
 from beamlet.apps.pubsub import PubSub, broadcast, stats, subscribe
 from beamlet.cluster import connect, listen_address, pg, run as run_node
@@ -306,30 +307,6 @@ async def serve_beamlet_redis(subs: int, port: int) -> None:
         await _read_commands(tally, scope)
 
 
-@contextmanager
-def child(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    proc = subprocess.Popen(
-        [sys.executable, os.path.abspath(__file__), *args],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline().strip()
-        if not line.startswith("READY"):
-            raise RuntimeError(f"child {args} did not start: {line!r}")
-        yield proc, line.partition(" ")[2]
-    finally:
-        assert proc.stdin is not None
-        proc.stdin.close()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def tell(proc: subprocess.Popen[str], n: int, latency: bool) -> None:
     assert proc.stdin is not None
     proc.stdin.write(f"expect {n} {int(latency)}\n")
@@ -364,9 +341,33 @@ async def _until_shards() -> None:
             await trio.sleep(0.01)
 
 
+def print_ratios(
+    results: dict[str, dict[int, dict[str, Any]]],
+    ours: dict[int, dict[str, Any]],
+    others: tuple[str, ...],
+    line: str,
+) -> None:
+    """For each of ``others`` measured in ``results``, print ``line`` formatted with
+    ``other`` (its name) and ours over its: ``to1`` and ``to100`` (median rates to
+    1 and to 100 subscribers) and ``latency`` (median latency to 1)."""
+    for other in others:
+        if other in results:
+            theirs = results[other]
+            print(
+                line.format(
+                    other=other,
+                    to1=statistics.median(ours[1]["rate"]) / statistics.median(theirs[1]["rate"]),
+                    to100=statistics.median(ours[100]["rate"])
+                    / statistics.median(theirs[100]["rate"]),
+                    latency=statistics.median(ours[1]["latency"])
+                    / statistics.median(theirs[1]["latency"]),
+                )
+            )
+
+
 def beamlet_remote(subs: int, n: int, n_latency: int, rounds: int) -> dict[str, Any]:
     out: dict[str, Any] = {"rate": [], "latency": [], "drops": 0, "cpu_a": [], "cpu_b": []}
-    with child("--serve", "beamlet", "--subs", str(subs)) as (proc, address):
+    with child(__file__, "--serve", "beamlet", "--subs", str(subs)) as (proc, address):
 
         async def main() -> None:
             register("bench_acks")
@@ -461,7 +462,10 @@ def redis_py_remote(port: int, subs: int, n: int, n_latency: int, rounds: int) -
 
     out: dict[str, Any] = {"rate": [], "latency": []}
     client = redis.Redis(host=HOST, port=port)
-    with child("--serve", "redis-py", "--subs", str(subs), "--redis-port", str(port)) as (proc, _):
+    with child(__file__, "--serve", "redis-py", "--subs", str(subs), "--redis-port", str(port)) as (
+        proc,
+        _,
+    ):
         until_subscribed(port, subs)
         for r in range(rounds + 1):
             count = n if r else n // 10
@@ -488,7 +492,10 @@ def coredis_remote(port: int, subs: int, n: int, n_latency: int, rounds: int) ->
     import coredis
 
     out: dict[str, Any] = {"rate": [], "latency": []}
-    with child("--serve", "coredis", "--subs", str(subs), "--redis-port", str(port)) as (proc, _):
+    with child(__file__, "--serve", "coredis", "--subs", str(subs), "--redis-port", str(port)) as (
+        proc,
+        _,
+    ):
         until_subscribed(port, subs)
 
         async def main() -> None:
@@ -520,7 +527,7 @@ def beamlet_redis_remote(
     """Node A (here) broadcasts through the Redis adapter to node B; neither is distributed."""
     out: dict[str, Any] = {"rate": [], "latency": []}
     args = ("--serve", "beamlet-redis", "--subs", str(subs), "--redis-port", str(port))
-    with child(*args) as (proc, _):
+    with child(__file__, *args) as (proc, _):
 
         async def main() -> None:
             await PubSub.start_link(
@@ -664,29 +671,23 @@ def main() -> None:
                     f"{median(ours[subs]['cpu_a']) * 1e6:.2f} us, subscriber node "
                     f"{median(ours[subs]['cpu_b']) * 1e6:.2f} us"
                 )
-            for other in ("redis-py", "coredis"):
-                if other in results:
-                    theirs = results[other]
-                    print(
-                        f"latency median, beamlet / {other}: "
-                        f"{median(ours[1]['latency']) / median(theirs[1]['latency']):.2f}x "
-                        f"(target < 1); throughput to 1 / {other}: "
-                        f"{rate1 / median(theirs[1]['rate']):.2f}x, to 100: "
-                        f"{rate100 / median(theirs[100]['rate']):.2f}x"
-                    )
+            print_ratios(
+                results,
+                ours,
+                ("redis-py", "coredis"),
+                "latency median, beamlet / {other}: {latency:.2f}x (target < 1); "
+                "throughput to 1 / {other}: {to1:.2f}x, to 100: {to100:.2f}x",
+            )
 
         adapter = results.get("beamlet Redis adapter")
         if adapter:
-            lat = median(adapter[1]["latency"])
-            for other in ("coredis", "redis-py"):
-                if other in results:
-                    theirs = results[other]
-                    print(
-                        f"Redis adapter / {other} pub/sub: throughput to 1 "
-                        f"{median(adapter[1]['rate']) / median(theirs[1]['rate']):.2f}x, "
-                        f"to 100 {median(adapter[100]['rate']) / median(theirs[100]['rate']):.2f}x, "
-                        f"latency median {lat / median(theirs[1]['latency']):.2f}x"
-                    )
+            print_ratios(
+                results,
+                adapter,
+                ("coredis", "redis-py"),
+                "Redis adapter / {other} pub/sub: throughput to 1 {to1:.2f}x, "
+                "to 100 {to100:.2f}x, latency median {latency:.2f}x",
+            )
 
 
 if __name__ == "__main__":

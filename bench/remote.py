@@ -46,13 +46,14 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import ExitStack
 from typing import Any
 
 import msgpack  # type: ignore[import-untyped]
 import trio
 import trio.lowlevel
+from _child import child
 from beamlet.actors import receive, register, self_pid, send
 from beamlet.cluster import DistributionBusyError, connect, listen_address, run as run_node
 
@@ -69,34 +70,6 @@ Round = tuple[float, float, float]
 
 
 # -- children -------------------------------------------------------------------------------
-
-
-@contextmanager
-def child(
-    *args: str, env: dict[str, str] | None = None
-) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """Run this file with ``args`` in a child process; yield it and its ``READY`` line."""
-    proc = subprocess.Popen(
-        [sys.executable, os.path.abspath(__file__), *args],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **(env or {})},
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline().strip()
-        if not line.startswith("READY"):
-            raise RuntimeError(f"child {args} did not start: {line!r}")
-        yield proc, line.partition(" ")[2]
-    finally:
-        assert proc.stdin is not None
-        proc.stdin.close()  # the children stop when their stdin closes
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 async def _exit_on_stdin_eof(cancel: trio.CancelScope) -> None:
@@ -364,10 +337,10 @@ def measure_trio(args: Any, beamlet: bool, raw: bool) -> dict[str, list[Round]]:
         address = port = None
         if beamlet:
             _, address = children.enter_context(
-                child("--serve", "beamlet", env={COOKIE_ENV: cookie})
+                child(__file__, "--serve", "beamlet", env={COOKIE_ENV: cookie})
             )
         if raw:
-            _, port = children.enter_context(child("--serve", "raw"))
+            _, port = children.enter_context(child(__file__, "--serve", "raw"))
         result: dict[str, list[Round]] = run_node(
             rounds_on_a,
             address,
@@ -463,7 +436,7 @@ def measure_redis(rounds: int, n_one_way: int) -> dict[str, Any] | None:
         version = client.info("server")["redis_version"]
         done = client.pubsub(ignore_subscribe_messages=True)
         done.subscribe("bench-done")
-        with child("--serve", "redis-sub", "--redis-port", str(port)):
+        with child(__file__, "--serve", "redis-sub", "--redis-port", str(port)):
             while client.pubsub_numsub("bench")[0][1] < 1:
                 time.sleep(0.01)
             redis_one_way(client, done, n_one_way // 4, pipelined=True)
