@@ -17,10 +17,14 @@ The protocol (``call(("beamlet_introspect", node), request)``):
   the ``limit`` (1..``MAX_LIMIT``) processes first by ``sort`` (one of
   ``SORT_KEYS``: "mailbox", "memory", "reductions", "links", "pid"), or
   ``("error", "busy")``. A table looks at every process of the node, so the
-  time it takes grows with them (about a second for 50,000): the service
-  spends at most ``TABLE_BUDGET`` of each second on tables (after a burst of
-  ``TABLE_BURST`` seconds), and answers "busy" past that. A request costs a
-  few bytes, so without this a peer could keep a core busy with them.
+  time it takes grows with them (about a second for 50,000), for a request of
+  a few bytes: the service has a time budget for tables, and answers "busy"
+  past it. Each requesting node may have ``NODE_TABLE_BUDGET`` of each second
+  (after a burst of ``NODE_TABLE_BURST`` seconds), all of them together
+  ``TABLE_BUDGET`` (after ``TABLE_BURST``): a node that floods the service
+  gets "busy" and leaves the others (``beamlet top``) their share. What a
+  table is charged is the time of its own steps, not the time the node's
+  other tasks ran between them.
 - ``("process_info", pid)`` -> ``("ok", row)`` with the process's links and
   monitors listed (at most ``MAX_LIMIT`` each), or ``("error", "noproc")``.
 
@@ -39,7 +43,6 @@ from __future__ import annotations
 import heapq
 import logging
 import os
-import time
 from typing import Any
 
 import trio
@@ -48,10 +51,13 @@ from beamlet.actors.lowlevel import BadInputLog, current_node, describe_reason
 
 from ._api import distribution
 from ._system import bad_request
+from ._table_budget import TableBudget
 
 __all__ = [
     "INTROSPECT",
     "MAX_LIMIT",
+    "NODE_TABLE_BUDGET",
+    "NODE_TABLE_BURST",
     "SORT_KEYS",
     "TABLE_BUDGET",
     "TABLE_BURST",
@@ -77,11 +83,23 @@ SORT_KEYS = ("mailbox", "memory", "reductions", "links", "pid")
 #: processes keeps serving while it answers.
 _STEP = 1000
 
-#: The share of each second the service may spend building process tables.
+#: The share of each second the service may spend building process tables,
+#: for all requesting nodes together (the time of its own steps).
 TABLE_BUDGET = 0.25
 
 #: The seconds of tables it may build at once, before ``TABLE_BUDGET`` applies.
-TABLE_BURST = 1.0
+TABLE_BURST = 2.0
+
+#: The share of each second it may spend on the tables of one requesting node
+#: (half of ``TABLE_BUDGET``: a node that floods it leaves the others the rest).
+NODE_TABLE_BUDGET = 0.125
+
+#: The seconds of tables one node may have at once, before ``NODE_TABLE_BUDGET`` applies.
+NODE_TABLE_BURST = 1.0
+
+#: The most requesting nodes whose budget the service remembers (the least
+#: recently seen is forgotten first; ``TABLE_BUDGET`` still bounds them all).
+_MAX_NODES = 1024
 
 
 class IntrospectError(Exception):
@@ -89,7 +107,7 @@ class IntrospectError(Exception):
 
     Attributes:
         reason: ``("nodedown", node)``, ``"noproc"`` (no such process),
-            ``"busy"`` (see ``TABLE_BUDGET``), the service's
+            ``"busy"`` (see ``NODE_TABLE_BUDGET``), the service's
             ``("bad_request", ...)`` error, or its exit reason.
     """
 
@@ -153,8 +171,16 @@ class _Introspect(GenServer):
 
     async def init(self) -> None:
         self.bad_input = BadInputLog(INTROSPECT, logger)
-        self.budget = TABLE_BURST  # seconds of tables it may build now
-        self.budget_at = time.perf_counter()
+        self.budget = TableBudget(
+            rate=TABLE_BUDGET,
+            burst=TABLE_BURST,
+            node_rate=NODE_TABLE_BUDGET,
+            node_burst=NODE_TABLE_BURST,
+            max_nodes=_MAX_NODES,
+            now=trio.current_time(),
+        )
+        self.spent = 0.0  # seconds of the current table's own steps
+        self.step_at = 0.0  # when its current step started
 
     async def handle_call(self, request: Any, caller: From) -> Any:
         if not _well_formed(request):
@@ -164,16 +190,19 @@ class _Introspect(GenServer):
         if tag == "node_info":
             return ("ok", self._node_info())
         if tag == "processes":
-            now = time.perf_counter()
-            self.budget = min(TABLE_BURST, self.budget + (now - self.budget_at) * TABLE_BUDGET)
-            self.budget_at = now
-            if self.budget <= 0:
-                self.bad_input.report("call", request, "busy (over its time budget)")
+            requester = caller.pid.node
+            if not self.budget.allow(requester, trio.current_time()):
+                self.bad_input.report(
+                    "call", request, f"busy (over the time budget, asked by {requester})"
+                )
                 return ("error", "busy")
+            self.spent = 0.0
+            self.step_at = trio.current_time()
             try:
                 return ("ok", await self._processes(request[1], request[2]))
             finally:
-                self.budget -= time.perf_counter() - now
+                self.spent += trio.current_time() - self.step_at
+                self.budget.charge(requester, self.spent)
         pid = request[1]
         node = current_node()
         info = process_info(pid) if not node.is_remote(pid.node) else None
@@ -197,6 +226,17 @@ class _Introspect(GenServer):
             "bytes_out": bytes_out,
         }
 
+    async def _between_steps(self) -> None:
+        """A checkpoint between two steps of a table: its steps are charged, the wait not.
+
+        Others' work runs at the checkpoint (the node's processes, and on a
+        loaded node much of it): charging the table for it would refuse tables
+        for the load of the node, not for what they cost.
+        """
+        self.spent += trio.current_time() - self.step_at
+        await trio.lowlevel.checkpoint()
+        self.step_at = trio.current_time()
+
     async def _processes(self, sort: str, limit: int) -> dict[str, Any]:
         pids = current_node().processes()
         if sort == "pid":
@@ -205,7 +245,7 @@ class _Introspect(GenServer):
             first: list[Pid] = []
             for start in range(0, len(pids), _STEP):
                 if start:
-                    await trio.lowlevel.checkpoint()
+                    await self._between_steps()
                 first = heapq.nsmallest(limit, [*first, *pids[start : start + _STEP]], key=_id)
             chosen = [info for info in map(process_info, first) if info is not None]
             return {"total": len(pids), "processes": [_row(info) for info in chosen]}
@@ -213,7 +253,7 @@ class _Introspect(GenServer):
         best: list[Any] = []
         for start in range(0, len(pids), _STEP):
             if start:
-                await trio.lowlevel.checkpoint()
+                await self._between_steps()
             infos = [process_info(pid) for pid in pids[start : start + _STEP]]
             best = heapq.nlargest(limit, [*best, *(i for i in infos if i is not None)], key=key)
         return {"total": len(pids), "processes": [_row(info) for info in best]}
@@ -284,7 +324,8 @@ async def process_table(
     Raises:
         ValueError: a bad ``sort`` or ``limit`` (checked here, before asking).
         IntrospectError: as for ``node_info``; ``"busy"``: the node spent its
-            time budget for tables (``TABLE_BUDGET``), try again later.
+            time budget for this node's tables (``NODE_TABLE_BUDGET``) or for
+            all (``TABLE_BUDGET``): try again later.
         CallTimeoutError: as for ``node_info``.
     """
     if sort not in SORT_KEYS:

@@ -130,6 +130,8 @@ def test_exception_hierarchy() -> None:
 INTROSPECT_NAMES = {
     "INTROSPECT",
     "MAX_LIMIT",
+    "NODE_TABLE_BUDGET",
+    "NODE_TABLE_BURST",
     "SORT_KEYS",
     "TABLE_BUDGET",
     "TABLE_BURST",
