@@ -5,10 +5,18 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import trio
-from beamlet.cluster.introspect import SORT_KEYS, node_info, process_table
+from beamlet.cluster.introspect import (
+    NODE_TABLE_BUDGET,
+    NODE_TABLE_BURST,
+    SORT_KEYS,
+    IntrospectError,
+    node_info,
+    process_table,
+)
 
 from ._console import run_console
 from ._errors import EXIT_USAGE, CliError
@@ -22,7 +30,7 @@ from ._options import (
 from ._rich import load_rich
 from ._table import format_bytes, plain_table
 
-__all__ = ["add_parsers", "ping", "top"]
+__all__ = ["BUSY_WAIT_MAX", "add_parsers", "ping", "top", "watch"]
 
 NODE_HELP = "NAME@HOST:PORT or HOST:PORT (the address the node listens on)"
 
@@ -84,6 +92,8 @@ def ping(args: argparse.Namespace) -> int:
         name, elapsed = trio.run(run_console, target, cookie, tls, ask, args.timeout)
     except CliError as exc:
         raise CliError(f"pang: {exc}", exc.status) from None
+    except IntrospectError as exc:
+        raise CliError(f"pang: {exc}") from None
     print(f"pong {name} ({target.address}) in {elapsed * 1000:.1f} ms")
     return 0
 
@@ -130,6 +140,63 @@ def _summary(info: dict[str, Any], total: int) -> str:
     )
 
 
+#: The longest wait between two tables while the node answers "busy": the time
+#: a node's budget takes to refill from empty.
+BUSY_WAIT_MAX = NODE_TABLE_BURST / NODE_TABLE_BUDGET
+
+
+async def watch(
+    peer: str,
+    *,
+    sort: str,
+    limit: int,
+    timeout: float,
+    interval: float,
+    show: Callable[[str, list[list[str]], bool], None],
+) -> None:
+    """The live view's loop: ``show(title, cells, busy)`` a table every ``interval`` seconds.
+
+    When the node answers "busy" (it spent its time budget for tables), the
+    last table is shown again with a "busy" note in its title (the totals are
+    fresh: they are cheap) and the wait doubles, up to ``BUSY_WAIT_MAX``
+    seconds, until a table comes again. Any other error ends it.
+
+    Cancellation:
+        A checkpoint; it runs until cancelled.
+    """
+    previous: dict[Any, int] = {}
+    last = trio.current_time()
+    cells: list[list[str]] = []
+    wait = interval
+    while True:
+        info = await node_info(peer, timeout=timeout)
+        try:
+            table = await process_table(peer, sort=sort, limit=limit, timeout=timeout)
+        except IntrospectError as exc:
+            if exc.reason != "busy":
+                raise
+            wait = max(interval, min(2 * wait, BUSY_WAIT_MAX))
+            title = (
+                f"{_summary(info, info['processes'])} [busy: the node refused a new table "
+                f"(over its time budget): showing the last one; next try in {wait:g} s]"
+            )
+            show(title, cells, True)
+        else:
+            wait = interval
+            now = trio.current_time()
+            rows = table["processes"]
+            rates = {
+                r["pid"]: (r["reductions"] - previous[r["pid"]]) / (now - last)
+                for r in rows
+                if r["pid"] in previous and now > last
+            }
+            previous = {r["pid"]: r["reductions"] for r in rows}
+            last = now
+            cells = [_cells(r, rates) for r in rows]
+            show(_summary(info, table["total"]), cells, False)
+        await trio.sleep(wait)
+
+
 def top(args: argparse.Namespace) -> int:
     """``beamlet top``: one snapshot (``--once``), or a live view until Ctrl-C."""
     target = parse_node_address(args.node)
@@ -154,42 +221,39 @@ def top(args: argparse.Namespace) -> int:
         table = await process_table(peer, sort=args.sort, limit=args.limit, timeout=args.timeout)
         return info, table
 
-    async def watch(peer: str) -> None:
-        previous: dict[Any, int] = {}
-        last = time.monotonic()
+    async def live_view(peer: str) -> None:
         view = rich.live() if rich is not None else None
-        with view if view is not None else _nothing():
-            while True:
-                info, table = await snapshot(peer)
-                now = time.monotonic()
-                rows = table["processes"]
-                rates = {
-                    r["pid"]: (r["reductions"] - previous[r["pid"]]) / (now - last)
-                    for r in rows
-                    if r["pid"] in previous and now > last
-                }
-                previous = {r["pid"]: r["reductions"] for r in rows}
-                last = now
-                title = _summary(info, table["total"])
-                cells = [_cells(r, rates) for r in rows]
-                if view is not None and rich is not None:
-                    view.update(
-                        rich.table(title, LIVE_COLUMNS, cells, LIVE_RIGHT, frozenset({1, 2})),
-                        refresh=True,
-                    )
-                else:
-                    print(title)
-                    print(plain_table(LIVE_COLUMNS, cells, LIVE_RIGHT))
-                    print(flush=True)
-                await trio.sleep(args.interval)
 
-    if args.once:
-        info, table = trio.run(run_console, target, cookie, tls, snapshot, args.timeout)
-        print(_summary(info, table["total"]))
-        print(plain_table(COLUMNS, [_cells(r, None) for r in table["processes"]], RIGHT))
-        return 0
+        def show(title: str, cells: list[list[str]], busy: bool) -> None:
+            if view is not None and rich is not None:
+                view.update(
+                    rich.table(title, LIVE_COLUMNS, cells, LIVE_RIGHT, frozenset({1, 2})),
+                    refresh=True,
+                )
+            else:
+                print(title)
+                print(plain_table(LIVE_COLUMNS, cells, LIVE_RIGHT))
+                print(flush=True)
+
+        with view if view is not None else _nothing():
+            await watch(
+                peer,
+                sort=args.sort,
+                limit=args.limit,
+                timeout=args.timeout,
+                interval=args.interval,
+                show=show,
+            )
+
     try:
-        trio.run(run_console, target, cookie, tls, watch, args.timeout)
+        if args.once:
+            info, table = trio.run(run_console, target, cookie, tls, snapshot, args.timeout)
+            print(_summary(info, table["total"]))
+            print(plain_table(COLUMNS, [_cells(r, None) for r in table["processes"]], RIGHT))
+            return 0
+        trio.run(run_console, target, cookie, tls, live_view, args.timeout)
+    except IntrospectError as exc:
+        raise CliError(str(exc)) from None
     except KeyboardInterrupt:
         return 0
     return 0

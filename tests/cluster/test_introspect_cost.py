@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 import trio
-from trio.testing import MockClock
 from beamlet.actors import From, spawn
 from beamlet.actors.lowlevel import current_node
 from beamlet.cluster import introspect
@@ -33,6 +32,7 @@ from beamlet.cluster.introspect import (
     process_table,
 )
 from beamlet.cluster.simulation import simulated_cluster
+from trio.testing import MockClock
 
 B = "b@b"
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 from beamlet.cluster._table_budget import TableBudget
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 
 def budget(max_nodes: int = 8, now: float = 0.0) -> TableBudget:
@@ -61,7 +60,7 @@ def test_the_nodes_remembered_are_bounded_the_least_recently_seen_forgotten() ->
 
 
 def test_bad_parameters_are_refused_with_the_values() -> None:
-    with pytest.raises(ValueError, match="node_rate=0.5, rate=0.25"):
+    with pytest.raises(ValueError, match=r"node_rate=0\.5, rate=0\.25"):
         TableBudget(rate=0.25, burst=2.0, node_rate=0.5, node_burst=1.0, max_nodes=4, now=0.0)
     with pytest.raises(ValueError, match="max_nodes=0"):
         TableBudget(rate=0.25, burst=2.0, node_rate=0.1, node_burst=1.0, max_nodes=0, now=0.0)
