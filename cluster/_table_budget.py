@@ -23,7 +23,7 @@ __all__ = ["TableBudget"]
 
 
 class _Bucket:
-    __slots__ = ("level", "at")
+    __slots__ = ("at", "level")
 
     def __init__(self, level: float, at: float) -> None:
         self.level = level
