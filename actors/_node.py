@@ -516,7 +516,7 @@ class Node:
         if waiters:  # a wait ends before its task does; this is a safety net
             for waiter in list(waiters.values()):
                 if type(waiter) is CallWait:
-                    waiter._give_up()  # the server's side of the call's monitor
+                    waiter.caller_exited()  # the server's side of the call's monitor
         proc.waiters = None
         hooks = proc.hooks
         if hooks:

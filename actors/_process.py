@@ -286,6 +286,17 @@ class CallWait(Wait):
         if monitored_by:
             monitored_by.pop(ref, None)
 
+    def caller_exited(self) -> None:
+        """The calling process exited while this wait's task still waits.
+
+        Only the server's side of the monitor goes (nothing will deliver
+        the reply now); the task keeps waiting for its timeout or
+        cancellation, as any other wait of an exited process does.
+        """
+        monitored_by = self.server.monitored_by
+        if monitored_by:
+            monitored_by.pop(self.ref, None)
+
     def abort(self, raise_cancel: object) -> Abort:
         """The abort function of the parked task (cancellation)."""
         self._give_up()

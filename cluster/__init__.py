@@ -42,7 +42,7 @@ from ._errors import (
     RemoteProtocolError as RemoteProtocolError,
 )
 from ._events import validate_node_name as validate_node_name
-from ._messages import NodeDown as NodeDown, NodeUp as NodeUp
+from ._messages import RUNTIME_SIGNALS as RUNTIME_SIGNALS, NodeDown as NodeDown, NodeUp as NodeUp
 from ._registry import (
     MessageRegistry as MessageRegistry,
     RemoteError as RemoteError,

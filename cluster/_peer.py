@@ -25,11 +25,12 @@ import select
 from typing import TYPE_CHECKING, Any
 
 import trio
-from beamlet.actors import Down, ExitSignal, Pid
+from beamlet.actors import Pid
 from beamlet.actors.lowlevel import BadInputLog
 
 from . import _wire as wire
 from ._events import Capability, ConnectionClosed, Send
+from ._messages import RUNTIME_SIGNALS
 from ._ticks import TickState
 
 if TYPE_CHECKING:
@@ -42,15 +43,6 @@ logger = logging.getLogger("beamlet.cluster")
 
 #: Events dispatched at a time by a connection's reader (see ``Peer._apply_pending``).
 DISPATCH_BATCH = 128
-
-#: What only the runtime delivers: a process that gets one of these knows that
-#: a monitor fired or a linked process exited, and acts on the pid or ref it
-#: names (a GenServer stops on an ``ExitSignal`` from its parent; a pool
-#: replaces a worker whose monitor sent ``Down``). A peer that sends one as a
-#: plain message forges that: it is refused (logged, rate-limited) and
-#: dropped. The real ones cross as signals (exit and down frames), from which
-#: this node makes them.
-RUNTIME_SIGNALS = frozenset({Down, ExitSignal})
 
 
 class DistributionBusyError(RuntimeError):

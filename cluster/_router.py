@@ -25,7 +25,8 @@ from beamlet.actors.lowlevel import Reply, Router
 
 from . import _wire as wire
 from ._membership import Membership
-from ._peer import RUNTIME_SIGNALS, DistributionBusyError, Peer
+from ._messages import RUNTIME_SIGNALS
+from ._peer import DistributionBusyError, Peer
 
 __all__ = ["MAX_QUEUED", "NetworkRouter"]
 
@@ -79,6 +80,8 @@ class NetworkRouter(Router):
     def send(self, sender: Pid | None, dest: Pid, msg: Any) -> None:
         # A call's reply answers a request the peer made: it is never refused,
         # so that a busy connection cannot crash the server that replies.
+        if type(msg) in RUNTIME_SIGNALS:
+            raise _signal_as_message(msg, str(dest))
         peer = self.peers.get(dest.node)
         if peer is not None:
             peer.emit_message(dest, msg, type(msg) is Reply)
@@ -86,6 +89,8 @@ class NetworkRouter(Router):
             self._emit(dest.node, wire.send(dest, msg), control=type(msg) is Reply)
 
     def send_named(self, sender: Pid | None, name: str, node: str, msg: Any) -> None:
+        if type(msg) in RUNTIME_SIGNALS:
+            raise _signal_as_message(msg, f"{name!r} on {node}")
         self._emit(node, wire.send_named(sender, name, msg), control=False)
 
     def link(self, local: Pid, remote: Pid) -> None:
@@ -166,3 +171,13 @@ class NetworkRouter(Router):
         """Gossip: remember node addresses and connect to the nodes not yet connected."""
         self.membership.learn(entries, trio.current_time())
         self._apply()
+
+
+def _signal_as_message(msg: Any, dest: str) -> TypeError:
+    """The error for a runtime signal sent as a plain message to another node."""
+    kind = type(msg).__name__
+    return TypeError(
+        f"cannot send a {kind} to {dest}: a {kind} crosses between nodes only as the"
+        " runtime's own signal, and the receiving node drops one sent as a message"
+        " (it would forge that signal); send it inside another value, e.g. a tuple"
+    )

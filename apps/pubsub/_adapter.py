@@ -16,17 +16,15 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
-from beamlet.actors import Down, ExitSignal, Pid
+from beamlet.actors import Pid
 from beamlet.actors.lowlevel import check_number
+from beamlet.cluster import RUNTIME_SIGNALS
 
 __all__ = ["ADAPTERS", "RUNTIME_SIGNALS", "Adapter", "AdapterConfig", "resolve_adapter"]
 
-#: Messages only the runtime delivers (a monitor fired, a linked process
-#: exited): processes act on the pid or ref they name (a GenServer stops on an
-#: ``ExitSignal`` from its parent). A broadcast from another node that carries
-#: one would forge it to every subscriber: adapters refuse it, as distribution
-#: refuses such a plain message.
-RUNTIME_SIGNALS = frozenset({Down, ExitSignal})
+# RUNTIME_SIGNALS (from beamlet.cluster): messages only the runtime delivers.
+# A broadcast from another node that carries one would forge it to every
+# subscriber: adapters refuse it, as distribution refuses such a plain message.
 
 
 def _positive_int(instance: object, attribute: Any, value: Any) -> None:

@@ -180,6 +180,37 @@ async def test_a_caller_that_is_killed_mid_call_leaves_no_monitor(node: Node) ->
     await node.run(body)
 
 
+async def test_a_call_of_a_task_that_outlives_its_process_still_times_out(
+    node: Node, autojump_clock: trio.testing.MockClock
+) -> None:
+    # A task started in a nursery outside the process inherits its context
+    # and waits in call() while the process returns: the call's timeout still
+    # fires at exactly its time, and the server keeps no entry for it.
+    async def body() -> None:
+        server = await Later.start()
+        outcome: list[Any] = []
+        with trio.fail_after(5):
+            async with trio.open_nursery() as outer:
+
+                async def proc_fn() -> None:
+                    async def waiter() -> None:
+                        with pytest.raises(CallTimeoutError):
+                            await call(server, "hold", timeout=0.5)
+                        outcome.append(trio.current_time() - start)
+
+                    outer.start_soon(waiter)
+                    await trio.sleep(0.1)
+
+                start = trio.current_time()
+                pid = spawn(proc_fn)
+                await trio.sleep(0.2)
+                assert node.lookup(pid) is None
+                assert tables_empty(node, server)
+        assert outcome == [pytest.approx(0.5)]
+
+    await node.run(body)
+
+
 async def test_calling_self_by_pid_and_by_name(node: Node) -> None:
     async def body() -> None:
         node.register("me", self_pid())

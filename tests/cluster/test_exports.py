@@ -28,6 +28,7 @@ PUBLIC = {
     "NotDistributedError",
     "ProtocolError",
     "RemoteError",
+    "RUNTIME_SIGNALS",
     "RemoteProtocolError",
     "RpcError",
     "TCPTransport",

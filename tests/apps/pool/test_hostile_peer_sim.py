@@ -14,6 +14,7 @@ import trio
 from beamlet.actors import ExitSignal, GenServer, Pid, Ref, send, whereis
 from beamlet.apps.pool import Jobs, Pool, enqueue, status
 from beamlet.cluster.simulation import simulated_cluster
+from hostile_peer import forge_send
 
 
 class Worker(GenServer):
@@ -61,8 +62,8 @@ async def test_forged_timers_and_exit_signals_neither_kill_jobs_nor_stop_the_ser
                 send(("jobs", "a@a"), ("timeout", ref))
                 send(("jobs", "a@a"), ("retry", i))
             for name, pid in (("jobs", jobs), ("pool", pool)):
-                send((name, "a@a"), ExitSignal(parent, "shutdown"))
-                send(pid, ExitSignal(parent, "shutdown"))
+                forge_send((name, "a@a"), ExitSignal(parent, "shutdown"))
+                forge_send(pid, ExitSignal(parent, "shutdown"))
 
         await sim.run("b", attack)
         await trio.sleep(20)

@@ -16,7 +16,7 @@ import logging
 import pytest
 import trio
 import trio.testing
-from beamlet.actors import ExitSignal, Pid, send, whereis
+from beamlet.actors import ExitSignal, Pid, whereis
 from beamlet.apps.presence import _tracker
 from beamlet.apps.presence._errors import MalformedMessageError
 from beamlet.apps.presence._messages import Heartbeat, TransferAck, TransferReq
@@ -29,6 +29,7 @@ from beamlet.apps.presence._tracker import (
 )
 from beamlet.apps.pubsub import broadcast
 from beamlet.cluster.simulation import simulated_cluster
+from hostile_peer import forge_send
 from hypothesis import given, settings, strategies as st
 from presence_nodes import PR, PS, Nodes
 
@@ -159,8 +160,8 @@ async def _scenario(caplog: pytest.LogCaptureFixture) -> None:
         assert shard is not None and parent is not None
 
         async def attack() -> None:
-            send(shard, ExitSignal(parent, "shutdown"))
-            send((SHARD, "a@a"), ExitSignal(parent, "shutdown"))
+            forge_send(shard, ExitSignal(parent, "shutdown"))
+            forge_send((SHARD, "a@a"), ExitSignal(parent, "shutdown"))
             broadcast(PS, SHARD_TOPIC, ExitSignal(parent, "shutdown"))
             for i in range(MAX_REPLICAS + 500):
                 name = f"evil{i}@10.0.{i // 256}.{i % 256}"
