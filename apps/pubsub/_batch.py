@@ -29,10 +29,13 @@ from beamlet.cluster import DecodeError, decode, encode
 from ._dispatch import DEFAULT_DISPATCHER
 
 __all__ = [
+    "ACCEPT_BATCH_BYTES",
+    "ACCEPT_BATCH_ENTRIES",
     "MAX_BATCH_BYTES",
     "MAX_BATCH_ENTRIES",
     "MAX_BATCH_HEADS",
     "Batch",
+    "check_batch",
     "encode_entry",
     "heads",
     "pack_batch",
@@ -52,6 +55,15 @@ MAX_BATCH_BYTES = 32 * 1024
 #: (with the batch's own list), so that it costs no more than its entries
 #: sent one by one. A broadcast over it travels alone. Only a matter of cost.
 MAX_BATCH_HEADS = 96
+
+#: A batch that arrives is refused whole, before it is decoded, when it holds
+#: more than this many entries ...
+ACCEPT_BATCH_ENTRIES = 2 * MAX_BATCH_ENTRIES
+#: ... or more than one entry and more than this many bytes: twice what an
+#: honest node sends (a broadcast larger than a batch travels alone, as a batch
+#: of one, and is accepted up to ``max_frame_size``), so that what one batch
+#: costs the node that fans it out stays bounded, whatever a peer sends.
+ACCEPT_BATCH_BYTES = 2 * MAX_BATCH_BYTES
 
 #: 1 for the bytes that could start a msgpack array or map (as the codec counts them).
 _HEADS = bytes(1 if 0x80 <= b <= 0x9F or 0xDC <= b <= 0xDF else 0 for b in range(256))
@@ -81,6 +93,34 @@ def encode_entry(topic: str, message: Any, dispatcher: str, from_pid: Pid | None
 def pack_batch(entries: Sequence[bytes]) -> bytes:
     """The batch of ``entries`` (each from ``encode_entry``), in order."""
     return _header(2 * len(entries)) + b"".join(entries)
+
+
+def check_batch(blob: bytes) -> str | None:
+    """Why a batch that arrived is refused before it is decoded, or None.
+
+    Reads only the batch's list header: a batch of more than
+    ``ACCEPT_BATCH_ENTRIES`` entries, or of more than one entry and more than
+    ``ACCEPT_BATCH_BYTES`` bytes, is refused (no honest node sends one). A
+    blob whose header is not a list's passes: ``unpack_batch`` refuses it.
+    """
+    n = len(blob)
+    if n == 0:
+        return None
+    first = blob[0]
+    if 0x90 <= first <= 0x9F:
+        items = first & 0x0F
+    elif first == 0xDC and n >= 3:
+        items = int.from_bytes(blob[1:3], "big")
+    elif first == 0xDD and n >= 5:
+        items = int.from_bytes(blob[1:5], "big")
+    else:
+        return None
+    entries = items // 2
+    if entries > ACCEPT_BATCH_ENTRIES:
+        return f"oversized ({entries} entries, over {ACCEPT_BATCH_ENTRIES})"
+    if entries > 1 and n > ACCEPT_BATCH_BYTES:
+        return f"oversized ({entries} entries in {n} bytes, over {ACCEPT_BATCH_BYTES})"
+    return None
 
 
 def heads(entry: bytes) -> int:

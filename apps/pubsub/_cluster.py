@@ -12,13 +12,17 @@ keeps the order of what is sent on it.
 Batches: a broadcast travels in a *batch* (``_batch``), one wire message for
 the broadcasts a shard's publishers make in one scheduling round. The first
 broadcast of a round is sent at once, by its publisher (a lone message waits
-for nothing); it opens a round and puts a token in the local shard's
-mailbox. The broadcasts that follow, until the shard runs, wait in the
-shard's ``_Outbox``, encoded; the shard sends them as one batch per node when
-it reaches the token, that is as soon as the publishers let it run (no
-timer). A batch that is full (``MAX_BATCH_ENTRIES``, ``MAX_BATCH_BYTES``) is
-sent at once by the publisher that fills it; a broadcast larger than a batch
-goes alone. Each broadcast is encoded once, whatever the number of nodes.
+for nothing); it opens a round and wakes the shard's *flusher*, a process of
+its own that does nothing else. The broadcasts that follow wait in the
+shard's ``_Outbox``, encoded; the flusher sends them as one batch per node in
+the next scheduling round, that is as soon as the publishers yield (no timer,
+and no wait behind the shard's mailbox, however much other nodes sent it). A
+batch that is full (``MAX_BATCH_ENTRIES``, ``MAX_BATCH_BYTES``, or half the
+node's ``max_frame_size`` if less, read when a round opens) is sent at once by
+the publisher that fills it; a broadcast larger than a batch goes alone. Each
+broadcast is encoded once, whatever the number of nodes. A shard refuses,
+before decoding it, a batch far over those bounds (``check_batch``): what one
+wire message costs the receiving node stays bounded.
 
 At most once: nothing is buffered for a node that is down or partitioned,
 and nothing is replayed when it comes back. A node whose connection is over
@@ -32,7 +36,7 @@ import logging
 from typing import Any
 
 import trio
-from beamlet.actors import From, Pid, receive, register, reply, self_pid, send
+from beamlet.actors import From, Pid, receive, register, reply, send
 from beamlet.actors.lowlevel import BadInputLog, Call, current_node, current_process_or_none
 from beamlet.cluster import (
     DistributionBusyError,
@@ -44,7 +48,14 @@ from beamlet.cluster import (
 from beamlet.supervisors import Supervisor, worker
 
 from ._adapter import RUNTIME_SIGNALS, Adapter, AdapterConfig
-from ._batch import MAX_BATCH_BYTES, Batch, encode_entry, pack_batch, unpack_batch
+from ._batch import (
+    MAX_BATCH_BYTES,
+    Batch,
+    check_batch,
+    encode_entry,
+    pack_batch,
+    unpack_batch,
+)
 from ._dispatch import default_dispatch, dispatchers_by_name, shard_for
 from ._pubsub import _dispatch_local, _state, _targets
 
@@ -56,32 +67,31 @@ logger = logging.getLogger("beamlet.apps.pubsub")
 _DISPATCHERS = dispatchers_by_name()
 
 
-class _RoundEnd:
-    """The token a publisher puts in its local shard's mailbox: "send what waits"."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "<PubSub round end>"
-
-
-#: Compared by identity: nothing that arrives from another node can be it.
-_ROUND_END = _RoundEnd()
-
-
 class _Outbox:
     """The broadcasts of one shard's publishers waiting to leave this node."""
 
-    __slots__ = ("batch", "group", "open", "pid")
+    __slots__ = ("batch", "group", "lot", "open")
 
     def __init__(self, group: Any) -> None:
         self.group = group
         self.batch = Batch()
-        #: A round is open: the shard has the token in its mailbox, and what is
-        #: broadcast meanwhile waits in ``batch``.
+        #: A round is open: the flusher is woken, and what is broadcast
+        #: meanwhile waits in ``batch``.
         self.open = False
-        #: The shard's pid while it runs (None: no rounds, every broadcast leaves at once).
-        self.pid: Pid | None = None
+        #: Where the shard's flusher waits while it runs (None: no rounds,
+        #: every broadcast leaves at once).
+        self.lot: trio.lowlevel.ParkingLot | None = None
+
+
+def _batch_bytes() -> int:
+    """The bytes of a batch's entries: ``MAX_BATCH_BYTES``, or half this node's
+    ``max_frame_size`` if less (a batch, its list header and its frame's own
+    stay within it)."""
+    try:
+        limit = distribution().max_frame_size
+    except NotDistributedError:
+        return MAX_BATCH_BYTES
+    return min(MAX_BATCH_BYTES, limit // 2)
 
 
 #: Seconds between two log lines about broadcasts a busy connection refused.
@@ -110,7 +120,9 @@ class ClusterAdapter(Adapter):
         self._busy_unlogged = 0
 
     def child_spec(self) -> Any:
-        shards = [worker(_shard, self, i, id=("shard", i)) for i in range(self.config.pool_size)]
+        n = self.config.pool_size
+        shards = [worker(_shard, self, i, id=("shard", i)) for i in range(n)]
+        shards += [worker(_flusher, self, i, id=("flusher", i)) for i in range(n)]
         return Supervisor.child_spec(
             shards, strategy="one_for_one", id="adapter", name=self.config.adapter_name
         )
@@ -147,12 +159,12 @@ class ClusterAdapter(Adapter):
             # Too large for any batch: alone, now.
         if self._send_group(box, [entry]) and not box.open:
             # Another node heard this one: what follows in this round waits for
-            # the shard, which runs once the publishers let it.
-            pid = box.pid
-            proc = current_node().lookup(pid) if pid is not None else None
-            if proc is not None:
-                proc.deliver(_ROUND_END)
+            # the flusher, which runs in the next scheduling round.
+            lot = box.lot
+            if lot is not None:
+                lot.unpark()
                 box.open = True
+                box.batch.max_bytes = _batch_bytes()  # empty: its limit may change
 
     def direct_broadcast(
         self, node: str, topic: str, message: Any, dispatcher: str, from_pid: Pid | None
@@ -206,10 +218,27 @@ class ClusterAdapter(Adapter):
         return others
 
     def flush(self, box: _Outbox) -> None:
-        """Send the broadcasts waiting in ``box``, as one batch per other node."""
+        """Send the broadcasts waiting in ``box``, as one batch per other node.
+
+        Never raises for the batch's size: a batch over ``max_frame_size``
+        (the limit lowered by a distribution started after the round opened)
+        is sent an entry at a time, and an entry over it is dropped, counted
+        in ``bad_input`` and logged.
+        """
         entries = box.batch.take()
-        if entries:  # within its bounds, a batch is never over max_frame_size
+        if not entries:
+            return
+        try:
             self._send_group(box, entries)
+        except ValueError:
+            for entry in entries:
+                try:
+                    self._send_group(box, [entry])
+                except ValueError as exc:
+                    self.bad_input += 1
+                    logger.warning(
+                        "PubSub %s: a waiting broadcast not sent: %s", self.config.pubsub, exc
+                    )
 
     def _busy(self, node: str, exc: Exception, count: int) -> None:
         self.busy_drops += count
@@ -239,13 +268,6 @@ async def _shard(adapter: ClusterAdapter, index: int) -> None:
     """
     name = adapter.names[index]
     register(name)
-    box = adapter.outboxes[index]
-    try:
-        limit = distribution().max_frame_size
-    except NotDistributedError:
-        limit = MAX_BATCH_BYTES
-    # A batch, its list header and its frame's own stay within max_frame_size.
-    box.batch.max_bytes = min(MAX_BATCH_BYTES, limit // 2)
     try:
         await pg.join(adapter.groups[index])
     except pg.ScopeNotStartedError:
@@ -283,55 +305,76 @@ async def _shard(adapter: ClusterAdapter, index: int) -> None:
         except Exception as exc:  # a custom dispatcher that raised
             refuse(f"broadcast (its dispatcher raised {exc!r})", raw, "failed")
 
-    box.pid = self_pid()
+    while True:
+        msg = await receive()
+        t = type(msg)
+        if t is bytes:  # a batch: [head, message, head, message, ...]
+            why = check_batch(msg)
+            if why is not None:  # far over what an honest node sends: not decoded
+                refuse("batch", msg[:64], why)
+                continue
+            items, bad = unpack_batch(msg)
+            for value, why in bad:
+                refuse("batch", value, why)
+            # The subscribers of each topic are looked up once per batch.
+            cache: dict[str, list[tuple[Any, int]]] = {}
+            for k in range(0, len(items), 2):
+                head = items[k]
+                message = items[k + 1]
+                if type(head) is str and type(message) not in RUNTIME_SIGNALS:
+                    # The default dispatcher: inline.
+                    targets = cache.get(head)
+                    if targets is None:
+                        targets = cache[head] = _targets(state, head)
+                    for proc, bound in targets:
+                        if bound and proc.message_queue_len >= bound:
+                            state.slow_drops += 1
+                        else:
+                            proc.deliver(message)
+                    adapter.received += 1
+                else:  # a dispatcher may do anything: look up again after it
+                    deliver(head, message, [head, message])
+                    cache.clear()
+        elif t is list:  # a single broadcast: [topic, message] or with its dispatcher
+            n = len(msg)
+            if n == 2:
+                deliver(msg[0], msg[1], msg)
+            elif n == 4:
+                deliver(msg[0:1] + msg[2:4], msg[1], msg)
+            else:
+                refuse("broadcast", msg, "malformed")
+        elif t is Call and type(msg.caller) is From:
+            refuse("call", msg.request, "unexpected")
+            reply(msg.caller, ("error", "bad_request"))
+        else:
+            refuse("message", msg, "unexpected")
+
+
+async def _flusher(adapter: ClusterAdapter, index: int) -> None:
+    """The flusher of one shard: sends the batch of a round when woken.
+
+    A publisher whose broadcast opens a round wakes it (``_Outbox.lot``); it
+    runs in the next scheduling round, after the publishers that were
+    runnable, whatever waits in the shard's mailbox. It sends what waits and
+    closes the round, with no ``await`` in between, so that a broadcast either
+    joins the batch or opens the next round: each shard's broadcasts leave in
+    the order they were made.
+    """
+    box = adapter.outboxes[index]
+    lot = trio.lowlevel.ParkingLot()
+    box.lot = lot
     try:
         while True:
-            msg = await receive()
-            t = type(msg)
-            if msg is _ROUND_END:
-                adapter.flush(box)
-                box.open = False
-            elif t is bytes:  # a batch: [head, message, head, message, ...]
-                items, bad = unpack_batch(msg)
-                for value, why in bad:
-                    refuse("batch", value, why)
-                # The subscribers of each topic are looked up once per batch.
-                cache: dict[str, list[tuple[Any, int]]] = {}
-                for k in range(0, len(items), 2):
-                    head = items[k]
-                    message = items[k + 1]
-                    if type(head) is str and type(message) not in RUNTIME_SIGNALS:
-                        # The default dispatcher: inline.
-                        targets = cache.get(head)
-                        if targets is None:
-                            targets = cache[head] = _targets(state, head)
-                        for proc, bound in targets:
-                            if bound and proc.message_queue_len >= bound:
-                                state.slow_drops += 1
-                            else:
-                                proc.deliver(message)
-                        adapter.received += 1
-                    else:  # a dispatcher may do anything: look up again after it
-                        deliver(head, message, [head, message])
-                        cache.clear()
-            elif t is list:  # a single broadcast: [topic, message] or with its dispatcher
-                n = len(msg)
-                if n == 2:
-                    deliver(msg[0], msg[1], msg)
-                elif n == 4:
-                    deliver(msg[0:1] + msg[2:4], msg[1], msg)
-                else:
-                    refuse("broadcast", msg, "malformed")
-            elif t is Call and type(msg.caller) is From:
-                refuse("call", msg.request, "unexpected")
-                reply(msg.caller, ("error", "bad_request"))
-            else:
-                refuse("message", msg, "unexpected")
+            await lot.park()
+            adapter.flush(box)
+            box.open = False
     finally:
-        # What waits leaves now (a restarted shard starts with no round open).
-        box.pid = None
+        # What waits leaves now (a restarted flusher starts with no round open).
+        box.lot = None
         box.open = False
         try:
             adapter.flush(box)
         except Exception:  # the node going down under it: what waited is lost
-            logger.warning("%s: broadcasts not sent as it stopped", name, exc_info=True)
+            logger.warning(
+                "%s: broadcasts not sent as it stopped", adapter.names[index], exc_info=True
+            )

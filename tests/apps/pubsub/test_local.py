@@ -84,7 +84,9 @@ async def test_child_spec_under_a_supervisor_and_bad_options() -> None:
         async def main() -> None:
             await Supervisor.start_link([PubSub.child_spec("ps", pool_size=2)])
             assert Registry.count("ps") == 0
-            assert len(await Supervisor.which_children("ps.Adapter")) == 2
+            children = await Supervisor.which_children("ps.Adapter")
+            ids = [("shard", 0), ("shard", 1), ("flusher", 0), ("flusher", 1)]
+            assert [c.id for c in children] == ids  # two shards, a flusher each
 
         await node.run(main)
     with pytest.raises(ValueError, match="pool_size"):
