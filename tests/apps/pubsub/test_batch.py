@@ -8,9 +8,12 @@ import msgpack
 import pytest
 from beamlet.actors import Pid
 from beamlet.apps.pubsub._batch import (
+    ACCEPT_BATCH_BYTES,
+    ACCEPT_BATCH_ENTRIES,
     MAX_BATCH_BYTES,
     MAX_BATCH_HEADS,
     Batch,
+    check_batch,
     encode_entry,
     heads,
     pack_batch,
@@ -171,3 +174,47 @@ def test_the_default_bounds_keep_a_batch_within_one_decode() -> None:
 def test_an_empty_batch_is_an_empty_list() -> None:
     assert msgpack.unpackb(pack_batch([])) == []
     assert unpack_batch(pack_batch([])) == ([], [])
+
+
+@given(st.lists(st.binary(max_size=300), max_size=400))
+def test_an_honest_batch_is_never_refused(entries: list[bytes]) -> None:
+    batch = Batch()
+    for entry in entries:
+        if not batch.add(entry):
+            assert check_batch(pack_batch(batch.take())) is None
+            if not batch.add(entry):  # too large for any batch: alone
+                assert check_batch(pack_batch([entry])) is None
+    assert check_batch(pack_batch(batch.take())) is None
+
+
+def test_a_single_large_entry_is_accepted() -> None:
+    entry = encode_entry("t", "x" * (4 * ACCEPT_BATCH_BYTES), "beamlet.pubsub", None)
+    assert check_batch(pack_batch([entry])) is None
+
+
+@given(st.integers(ACCEPT_BATCH_ENTRIES + 1, 3 * ACCEPT_BATCH_ENTRIES))
+def test_a_batch_of_too_many_entries_is_refused(n: int) -> None:
+    why = check_batch(pack_batch([b"\xa1t\x01"] * n))
+    assert why == f"oversized ({n} entries, over {ACCEPT_BATCH_ENTRIES})"
+
+
+@given(st.integers(2, 8), st.integers(ACCEPT_BATCH_BYTES + 1, 3 * ACCEPT_BATCH_BYTES))
+def test_a_batch_of_too_many_bytes_is_refused(n: int, size: int) -> None:
+    each = encode_entry("t", "x" * (size // n), "beamlet.pubsub", None)
+    blob = pack_batch([each] * n)
+    assert len(blob) > ACCEPT_BATCH_BYTES
+    assert check_batch(blob) == (
+        f"oversized ({n} entries in {len(blob)} bytes, over {ACCEPT_BATCH_BYTES})"
+    )
+
+
+def test_check_batch_reads_every_list_header_and_passes_the_rest() -> None:
+    assert check_batch(b"") is None
+    assert check_batch(encode("t")) is None  # not a list: unpack_batch refuses it
+    assert check_batch(b"\xdc\x04") is None  # truncated header: likewise
+    for n in (2 * 15 // 2, 2 * 600, 2 * 70000):  # fixarray, array 16, array 32 headers
+        blob = msgpack.Packer().pack_array_header(n) + b"\x01" * 4
+        expected = None if n // 2 <= ACCEPT_BATCH_ENTRIES else "oversized"
+        why = check_batch(blob)
+        assert (why or "")[: len(expected or "")] == (expected or "")
+        assert (why is None) is (expected is None)

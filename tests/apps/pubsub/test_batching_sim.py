@@ -1,5 +1,6 @@
 """The cluster adapter's batches in the simulation: a lone broadcast leaves at once, the
-broadcasts of one scheduling round leave together when the publisher yields (no timer),
+broadcasts of one scheduling round leave together when the publisher yields (no timer, no
+wait behind the shard's mailbox),
 within the bounds of a batch, in order, and a bad entry costs only itself."""
 
 from __future__ import annotations
@@ -8,8 +9,9 @@ from typing import Any
 
 import pytest
 import trio
-from beamlet.actors import send
-from beamlet.apps.pubsub import broadcast, direct_broadcast, stats
+from beamlet.actors import send, whereis
+from beamlet.actors.lowlevel import current_node
+from beamlet.apps.pubsub import _cluster, _pubsub, broadcast, direct_broadcast, stats
 from beamlet.apps.pubsub._batch import MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, encode_entry, pack_batch
 from beamlet.cluster.simulation import simulated_cluster
 
@@ -183,3 +185,143 @@ async def test_an_undecodable_entry_is_refused_and_the_others_delivered(
         assert (await sim.run("b", _call, stats, PS))["bad_input"] == 3
         refused = [r.getMessage() for r in caplog.records if r.name == "beamlet.apps.pubsub"]
         assert len(refused) == 1 and "undecodable batch entry" in refused[0]
+
+
+async def test_a_batch_far_over_the_bounds_is_refused_undecoded_and_the_shard_serves_on(
+    autojump_clock: Any, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoded: list[int] = []
+    real_unpack = _cluster.unpack_batch
+
+    def unpack(blob: bytes) -> Any:
+        decoded.append(len(blob))
+        return real_unpack(blob)
+
+    monkeypatch.setattr(_cluster, "unpack_batch", unpack)
+    async with simulated_cluster(["a", "b"], max_frame_size=1024 * 1024) as sim:
+        await start_pubsub(sim, "a", "b")
+        await until_shards(sim, "a", {"a@a", "b@b"})
+        inbox = await listen(sim, "b")
+        # One topic each: the fan-out of what is accepted looks each one up.
+        many = pack_batch([encode_entry(f"t{i}", i, "beamlet.pubsub", None) for i in range(20_000)])
+        big = pack_batch([encode_entry("t", "x" * 30_000, "beamlet.pubsub", None)] * 3)
+        alone = encode_entry("t", "y" * (3 * MAX_BATCH_BYTES), "beamlet.pubsub", None)
+
+        async def throw() -> None:
+            send((SHARD, "b@b"), many)  # 20000 entries, over 512
+            send((SHARD, "b@b"), big)  # 3 entries in 90 KB, over 64 KiB
+            send((SHARD, "b@b"), pack_batch([alone]))  # one large entry: accepted
+            broadcast(PS, "t", "after")
+
+        start = trio.current_time()
+        await sim.run("a", throw)
+        await inbox.until("what is accepted", lambda items: len(items) == 2, 5)
+        assert inbox.items == ["y" * (3 * MAX_BATCH_BYTES), "after"]
+        assert trio.current_time() == start
+        got = await sim.run("b", _call, stats, PS)
+        assert (got["bad_input"], got["remote_received"]) == (2, 2)
+        after = encode_entry("t", "after", "beamlet.pubsub", None)
+        assert decoded == [len(pack_batch([alone])), len(pack_batch([after]))]  # no others
+        refused = [r.getMessage() for r in caplog.records if r.name == "beamlet.apps.pubsub"]
+        assert len(refused) == 1  # rate-limited: one line for both
+        assert "refused an oversized (20000 entries, over 512) batch" in refused[0]
+
+
+async def test_a_round_leaves_in_the_next_scheduling_round_whatever_the_shard_has_queued(
+    autojump_clock: Any,
+) -> None:
+    backlog = 5000
+    async with simulated_cluster(["a", "b"]) as sim:
+        await start_pubsub(sim, "a", "b")
+        await until_shards(sim, "a", {"a@a", "b@b"})
+        inbox = await listen(sim, "b")
+        noise = pack_batch([encode_entry("nobody", 0, "beamlet.pubsub", None)])
+
+        async def publish() -> tuple[int, int]:
+            shard = current_node().lookup(whereis(SHARD))
+            for _ in range(backlog):  # as if other nodes had sent it that much
+                send(SHARD, noise)
+            sent = stats(PS)["remote_sent"]
+            broadcast(PS, "t", 1)  # alone: opens a round
+            await trio.lowlevel.checkpoint()
+            broadcast(PS, "t", 2)  # alone, or in the round (Trio picks the order)
+            broadcast(PS, "t", 3)  # waits for the flusher
+            # The flusher runs in the next scheduling round, in any order with
+            # this publisher: after two yields, what waited has left.
+            await trio.lowlevel.checkpoint()
+            await trio.lowlevel.checkpoint()
+            return stats(PS)["remote_sent"] - sent, shard.message_queue_len
+
+        start = trio.current_time()
+        sent, queued = await sim.run("a", publish)
+        assert sent == 3
+        assert queued > backlog // 2  # while the shard still works through its mailbox
+        await inbox.until("in order", lambda items: len(items) == 3, 5)
+        assert inbox.items == [1, 2, 3]
+        assert trio.current_time() == start
+
+
+async def test_publishers_of_one_shard_keep_their_order_across_rounds(
+    autojump_clock: Any,
+) -> None:
+    async with simulated_cluster(["a", "b"]) as sim:
+        await start_pubsub(sim, "a", "b")
+        await until_shards(sim, "a", {"a@a", "b@b"})
+        inbox = await listen(sim, "b")
+        done = trio.Event()
+
+        async def publisher(name: str, yields: list[int]) -> None:
+            for i, n in enumerate(yields):
+                broadcast(PS, "t", (name, i))
+                for _ in range(n):
+                    await trio.lowlevel.checkpoint()
+
+        patterns = {"p": [0, 1, 0, 0, 2, 0, 1, 1, 0, 3] * 5, "q": [1, 0, 2, 0, 0, 0, 1] * 7}
+
+        async def publish() -> None:
+            async with trio.open_nursery() as nursery:
+                for name, yields in patterns.items():
+                    nursery.start_soon(publisher, name, yields)
+            done.set()
+
+        sim.spawn("a", publish)
+        await done.wait()
+        total = sum(len(y) for y in patterns.values())
+        await inbox.until("all", lambda items: len(items) == total, 5)
+        for name, yields in patterns.items():
+            assert [i for n, i in inbox.items if n == name] == list(range(len(yields)))
+
+
+async def test_a_batch_follows_the_frame_limit_of_the_distribution_it_finds(
+    autojump_clock: Any,
+) -> None:
+    async with simulated_cluster(["a", "b"], max_frame_size=4096) as sim:
+        await start_pubsub(sim, "a", "b")
+        await until_shards(sim, "a", {"a@a", "b@b"})
+        inbox = await listen(sim, "b")
+        messages = [f"{i:03d}" + "m" * 600 for i in range(20)]
+
+        async def publish(stale: bool) -> int:
+            if stale:  # as a PubSub started before distribution would have it
+                box = _cluster_adapter().outboxes[0]
+                broadcast(PS, "t", "opens")
+                box.batch.max_bytes = MAX_BATCH_BYTES
+            before = _batches()
+            goal = stats(PS)["remote_sent"] + len(messages)
+            for m in messages:
+                broadcast(PS, "t", m)  # never raises for the batch's size
+            await _round_end(goal)
+            return _batches() - before
+
+        # Half of 4096 a batch: three of these entries each.
+        assert await sim.run("a", publish, False) == 1 + (len(messages) - 1 + 2) // 3
+        await inbox.until("the round", lambda items: len(items) == 20, 5)
+        # A limit over the frame's: the batch leaves an entry at a time, in order.
+        assert await sim.run("a", publish, True) == len(messages)
+        await inbox.until("both rounds", lambda items: len(items) == 41, 5)
+        assert inbox.items == [*messages, "opens", *messages]
+        assert (await sim.run("a", _call, stats, PS))["bad_input"] == 0
+
+
+def _cluster_adapter() -> Any:
+    return _pubsub._state(PS).adapter
