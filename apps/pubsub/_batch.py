@@ -34,6 +34,7 @@ __all__ = [
     "MAX_BATCH_BYTES",
     "MAX_BATCH_ENTRIES",
     "MAX_BATCH_HEADS",
+    "MIN_BATCH_BEFORE_HEADS",
     "Batch",
     "check_batch",
     "encode_entry",
@@ -48,13 +49,20 @@ MAX_BATCH_ENTRIES = 256
 #: travels alone; below ``LARGE_FRAME``, 64 KiB, a batch is decoded in one
 #: go, in a bounded time) ...
 MAX_BATCH_BYTES = 32 * 1024
-#: ... and at most this many bytes that could start an array or a map. The
-#: codec checks the nesting of a value exactly, by a walk over the decoded
-#: value that costs as much again as decoding it, when its bytes hold more
-#: such heads than its ``max_depth`` (100 by default); a batch stays under it
-#: (with the batch's own list), so that it costs no more than its entries
-#: sent one by one. A broadcast over it travels alone. Only a matter of cost.
+#: ... and, once it holds ``MIN_BATCH_BEFORE_HEADS`` entries, no more than
+#: this many bytes that could start an array or a map. The codec checks the
+#: nesting of a value exactly, by a walk over the decoded value that costs
+#: about 0.4 us an entry, when its bytes hold more such heads than its
+#: ``max_depth`` (100 by default); a batch of small tuples (one head each)
+#: stops at 96 entries, under it. Non-ASCII text and binary data hold many
+#: such bytes (UTF-8 continuation bytes 0x80-0x9F: Cyrillic about 9 an
+#: entry), so a batch of them would stop at a few entries and pay a wire
+#: message for each few: a batch that passes this bound before it holds
+#: ``MIN_BATCH_BEFORE_HEADS`` entries pays the walk, and goes on to its other
+#: bounds (see docs/benchmarks.md). Only a matter of cost.
 MAX_BATCH_HEADS = 96
+#: See ``MAX_BATCH_HEADS``.
+MIN_BATCH_BEFORE_HEADS = 32
 
 #: A batch that arrives is refused whole, before it is decoded, when it holds
 #: more than this many entries ...
@@ -135,7 +143,9 @@ class Batch:
         entries: the encoded entries, in the order broadcast.
         size: their total size in bytes.
         heads: their total ``heads``.
-        max_entries, max_bytes, max_heads: the bounds (see the constants).
+        max_entries, max_bytes, max_heads: the bounds (see the constants);
+            ``max_heads`` stops only a batch still within it that holds at
+            least ``MIN_BATCH_BEFORE_HEADS`` entries.
     """
 
     __slots__ = ("entries", "heads", "max_bytes", "max_entries", "max_heads", "size")
@@ -162,7 +172,11 @@ class Batch:
         if size > self.max_bytes or len(self.entries) >= self.max_entries:
             return False
         n = self.heads + len(entry) - entry.translate(_HEADS).count(0)
-        if n > self.max_heads:
+        if (
+            n > self.max_heads
+            and self.heads <= self.max_heads
+            and len(self.entries) >= MIN_BATCH_BEFORE_HEADS
+        ):
             return False
         self.entries.append(entry)
         self.size = size

@@ -11,7 +11,9 @@ from beamlet.apps.pubsub._batch import (
     ACCEPT_BATCH_BYTES,
     ACCEPT_BATCH_ENTRIES,
     MAX_BATCH_BYTES,
+    MAX_BATCH_ENTRIES,
     MAX_BATCH_HEADS,
+    MIN_BATCH_BEFORE_HEADS,
     Batch,
     check_batch,
     encode_entry,
@@ -128,8 +130,8 @@ def test_a_message_as_deep_as_allowed_in_a_batch_still_decodes() -> None:
 
 
 @given(
-    st.lists(st.binary(max_size=80), max_size=60),
-    st.integers(1, 20),
+    st.lists(st.binary(max_size=80), max_size=120),
+    st.integers(1, 80),
     st.integers(1, 400),
     st.integers(0, 40),
 )
@@ -140,16 +142,23 @@ def test_a_batch_keeps_its_bounds(
     added = []
     for entry in entries:
         before = (len(batch), batch.size, batch.heads)
-        fits = (
-            before[0] < max_entries
-            and before[1] + len(entry) <= max_bytes
-            and before[2] + heads(entry) <= max_heads
+        heads_stop = (
+            before[2] + heads(entry) > max_heads
+            and before[2] <= max_heads
+            and before[0] >= MIN_BATCH_BEFORE_HEADS
         )
+        fits = before[0] < max_entries and before[1] + len(entry) <= max_bytes and not heads_stop
         assert batch.add(entry) is fits
         if fits:
             added.append(entry)
         assert len(batch) <= max_entries and batch.size <= max_bytes
-        assert batch.heads <= max_heads
+        # Over the heads bound only if it was passed before MIN_BATCH_BEFORE_HEADS entries.
+        if batch.heads > max_heads:
+            k, total = 0, 0
+            while total <= max_heads:
+                total += heads(added[k])
+                k += 1
+            assert k - 1 < MIN_BATCH_BEFORE_HEADS
         if not fits:
             assert (len(batch), batch.size, batch.heads) == before
     assert batch.take() == added
@@ -169,6 +178,23 @@ def test_the_default_bounds_keep_a_batch_within_one_decode() -> None:
         pass
     assert len(batch) == MAX_BATCH_HEADS  # the heads bound, before the 256 entries
     assert not Batch().add(b"\xc4" + bytes(MAX_BATCH_BYTES))  # too large: travels alone
+
+
+def test_text_full_of_heads_fills_a_batch_past_the_heads_bound() -> None:
+    for text in (
+        "Привет, как дела? " * 3,
+        "你好, 今天怎么样 " * 3,
+        "hi 😀🎉👍 " * 3,
+        bytes(range(128, 192)),
+    ):
+        entry = encode_entry("t", text, "beamlet.pubsub", None)
+        assert heads(entry) * MIN_BATCH_BEFORE_HEADS > MAX_BATCH_HEADS
+        batch = Batch()
+        while batch.add(entry):
+            pass
+        assert len(batch) == min(MAX_BATCH_ENTRIES, MAX_BATCH_BYTES // len(entry))
+        items, bad = unpack_batch(pack_batch(batch.take()))
+        assert bad == [] and items[1::2] == [text] * (len(items) // 2)
 
 
 def test_an_empty_batch_is_an_empty_list() -> None:
