@@ -35,8 +35,9 @@ def test_the_index_links_every_guide_and_no_link_is_dead() -> None:
     assert links
     for link in links:
         assert (DOCS / link).is_file(), link
-    for guide in ["deployment.md", "not.md", "actors.md", "supervision.md", "distribution.md"]:
-        assert guide in links, guide
+    for guide in sorted(DOCS.glob("*.md")):
+        if guide.name != "README.md":
+            assert guide.name in links, guide.name
 
 
 def test_every_relative_link_of_these_guides_resolves() -> None:
