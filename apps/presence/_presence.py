@@ -20,6 +20,7 @@ from typing import Any, Literal
 import attrs
 from beamlet.actors import Pid, call
 from beamlet.actors.lowlevel import NodeVar, check_number, check_timeout
+from beamlet.apps import pubsub as _pubsub
 from beamlet.supervisors import ChildSpec, Supervisor, SupervisorSpec
 
 from ._shard import Shard
@@ -244,13 +245,15 @@ class Presence:
 
         Raises:
             TypeError / ValueError: a bad option (the message names it).
-            StartError: the name is taken, or a shard failed to start (the
-                PubSub is not running, say).
+            UnknownPubSubError: ``pubsub`` is not running on this node
+                (start the PubSub first); nothing was started.
+            StartError: the name is taken, or a shard failed to start.
 
         Cancellation:
             If cancelled while starting, the presence is stopped.
         """
         table = cls._table(locals())
+        _check_pubsub(pubsub)  # UnknownPubSubError now, rather than a failed start
         return await _PresenceSupervisor.start_link(table, name=name)
 
     @classmethod
@@ -276,6 +279,8 @@ class Presence:
         The options are ``start_link``'s, checked now; ``id`` defaults to
         ``("presence", name)``. Put it after its PubSub in the same
         supervisor (``rest_for_one``, so that a restarted PubSub restarts it).
+        If that PubSub is not running when the presence starts, the child
+        fails to start with ``UnknownPubSubError`` as its reason.
         """
         table = cls._table(locals())
         return ChildSpec(
@@ -287,6 +292,14 @@ class Presence:
         )
 
 
+def _check_pubsub(pubsub: str) -> None:
+    """Raise ``UnknownPubSubError`` if no PubSub named ``pubsub`` runs on this node.
+
+    The shards check it too, when they start (a PubSub may stop in between).
+    """
+    _pubsub.node_name(pubsub)
+
+
 class _Start:
     """The start function of ``Presence.child_spec``: each start gets a fresh table."""
 
@@ -295,6 +308,9 @@ class _Start:
 
     async def __call__(self) -> Pid:
         t = self.table
+        # A PubSub that is not running: this child fails to start with that
+        # error as its reason, rather than with a shard's nested failure.
+        _check_pubsub(t.pubsub)
         fresh = _Table(t.name, t.pubsub, t.pool_size, t.options, t.fetch, t.permdown_on_shutdown)
         return await _PresenceSupervisor.start_link(fresh, name=t.name)
 

@@ -17,6 +17,7 @@ import trio
 from beamlet.actors import (
     Down,
     Pid,
+    StartError,
     call,
     cast,
     monitor,
@@ -42,7 +43,7 @@ from beamlet.apps.presence import (
 )
 from beamlet.apps.presence._messages import Heartbeat, TransferReq
 from beamlet.apps.presence._tracker import TrackerOptions
-from beamlet.apps.pubsub import PubSub, broadcast, subscribe
+from beamlet.apps.pubsub import PubSub, UnknownPubSubError, broadcast, subscribe
 from beamlet.supervisors import Supervisor
 
 PS = "ps"
@@ -230,6 +231,47 @@ async def test_bad_options_are_refused_before_anything_starts(
         assert whereis("other") is None
 
     await on_node(main)
+
+
+async def test_start_link_without_its_pubsub_raises_unknown_pubsub_in_the_caller(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def main() -> None:
+        # Not trapping exits: a failed start linked to the caller would kill it.
+        with pytest.raises(UnknownPubSubError, match="no PubSub named 'nope'"):
+            await Presence.start_link(PR, pubsub="nope")
+        assert whereis(PR) is None and whereis(f"{PR}.shard0") is None
+
+    with caplog.at_level(logging.INFO):
+        async with open_node() as node:
+            await node.run(main)
+    # Nothing started, so nothing crashed: no crash report, no supervisor error.
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+async def test_child_spec_without_its_pubsub_fails_to_start_with_unknown_pubsub(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def main() -> None:
+        with pytest.raises(StartError) as info:
+            await Supervisor.start_link([Presence.child_spec(PR, pubsub="nope")])
+        # The presence child's own reason, not a shard's failure nested in it.
+        assert info.value.reason[0] == "shutdown"
+        failed, child, reason = info.value.reason[1]
+        assert (failed, child) == ("failed_to_start_child", ("presence", PR))
+        assert type(reason) is UnknownPubSubError
+        assert "its child ('presence', 'pr') failed to start" in str(info.value)
+        assert "no PubSub named 'nope'" in str(info.value)
+        assert whereis(PR) is None
+
+    with caplog.at_level(logging.INFO):
+        async with open_node() as node:
+            await node.run(_trapping(main))
+    # One line, from the supervisor that could not start it; no shard crashed.
+    errors = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.name for r in errors] == ["beamlet.supervisor"]
+    assert "child ('presence', 'pr') failed to start" in errors[0].getMessage()
+    assert "UnknownPubSubError" in errors[0].getMessage()
 
 
 def test_start_link_and_child_spec_take_the_same_options() -> None:
