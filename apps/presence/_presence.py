@@ -149,7 +149,10 @@ class Presence:
     - after ``permdown_period`` (20 min) it is forgotten;
     - a node that restarts is a new replica: its previous incarnation is
       forgotten at once (its presences leave on every node as soon as the
-      new one's first heartbeat arrives).
+      new one's first heartbeat arrives);
+    - a node that joins lists the others' presences within about
+      ``1.25 x broadcast_period``: they answer its first heartbeat with
+      theirs at once, even when idle.
 
     A tracked process that exits is untracked (the shard monitors it). By
     default a stopped node's presences stay listed elsewhere until

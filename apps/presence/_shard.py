@@ -17,6 +17,9 @@ receives, it keeps time, it carries out the core's actions.
   an error too.
 - Tracked processes are monitored: a ``Down`` untracks every presence of
   that process.
+- Nodes are monitored (``monitor_nodes``): a node that connects gets the
+  shard's heartbeat soon (``core.on_node_up``), so that a replica there
+  that started before it connected need not wait for an idle heartbeat.
 - Actions: ``Broadcast`` -> ``broadcast_from`` on the shard's topic,
   ``SendTo`` -> ``direct_broadcast`` to that node, ``Diff`` ->
   ``PresenceDiff`` per topic to the local subscribers (``local_broadcast``),
@@ -56,6 +59,7 @@ from beamlet.actors import (
 )
 from beamlet.actors.lowlevel import BadInputLog, current_node, is_clean_exit
 from beamlet.apps import pubsub as _pubsub
+from beamlet.cluster import NodeDown, NodeUp, NotDistributedError, monitor_nodes
 
 from ._delta import Entry
 from ._errors import MalformedMessageError, NoPresenceError
@@ -152,6 +156,10 @@ class Shard(GenServer):
             jitter=random.random(),
         )
         _pubsub.subscribe(self.pubsub, self.topic)
+        try:
+            monitor_nodes(True)  # a node that connects gets our heartbeat soon
+        except NotDistributedError:
+            pass  # a node alone: no peer to greet
         table.cores[index] = self.core
         if previous is not None:
             self._take_over(previous)
@@ -269,6 +277,10 @@ class Shard(GenServer):
                 self.bad_input.report(f"message ({exc})", msg)
                 return
             self._perform(actions)
+        elif type(msg) is NodeUp:
+            self._perform(self.core.on_node_up(trio.current_time()))
+        elif type(msg) is NodeDown:
+            pass  # replicas go down on silence only (heartbeats), as in Phoenix
         elif type(msg) is Down and self.monitors.get(msg.pid) == msg.ref:
             del self.monitors[msg.pid]
             self._perform(self.core.untrack_pid(msg.pid))

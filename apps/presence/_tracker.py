@@ -30,7 +30,12 @@ The protocol (Phoenix.Tracker's), driven by ``on_heartbeat_tick`` every
 
 A heartbeat from a replica we did not know, or that was down, brings it up
 (its presences join again with no transfer); from a new incarnation of a
-known node, the old one is forgotten at once (``_replica``).
+known node, the old one is forgotten at once (``_replica``). A replica
+coming up gets our heartbeat at once, if none went out in the last
+``broadcast_period`` (else at the next tick), and the next tick samples
+clocks: a node joining an idle cluster does not wait for the others' next
+idle heartbeat, and however many replicas come up, at most one heartbeat per
+period is added (``_greet``).
 
 Clocks compared for transfers are limited to the replicas we have up: a
 replica that knows one we never heard of (or have down) is not "ahead" of us
@@ -43,6 +48,7 @@ heartbeat's ``jitter`` are passed in.
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypeAlias
@@ -283,6 +289,8 @@ class TrackerCore:
         self.generations: list[Delta] = []
         self._pending_clocks: dict[ReplicaRef, Clock] = {}
         self._silent_periods = self.options.max_silent_periods
+        self._last_heartbeat_at = -math.inf
+        self._node_up_greeted_at = -math.inf
         self._sample_count = self.options.clock_sample_periods
         self._next_ref = 0
         self._next_tick_at = now + jitter * 0.25 * self.options.broadcast_period
@@ -305,14 +313,10 @@ class TrackerCore:
         options = self.options
         actions: list[Action] = []
         state = self.state
-        if state.has_delta():
-            delta = state.take_delta()
-            actions.append(Broadcast(Heartbeat(self.replica, state.clocks(), delta.to_wire())))
-            self.generations = push(self.generations, delta, options.max_delta_sizes)
-            self._silent_periods = 0
-        elif self._silent_periods >= options.max_silent_periods:
-            actions.append(Broadcast(Heartbeat(self.replica, state.clocks(), None)))
-            self._silent_periods = 0
+        if state.has_delta() or (
+            self._silent_periods >= options.max_silent_periods and self._may_heartbeat(now)
+        ):
+            actions.append(self._heartbeat(now))
         else:
             self._silent_periods += 1
 
@@ -331,6 +335,61 @@ class TrackerCore:
         actions.extend(self.check_downs(now))
         self._next_tick_at = now + options.broadcast_period
         return actions
+
+    def _may_heartbeat(self, now: float) -> bool:
+        """Whether an empty heartbeat may go out now: none went out in the last period."""
+        return now >= self._last_heartbeat_at + self.options.broadcast_period
+
+    def _heartbeat(self, now: float) -> Broadcast:
+        """Our heartbeat: the local changes since the last one (if any) and our clock."""
+        state = self.state
+        wire = None
+        if state.has_delta():
+            delta = state.take_delta()
+            wire = delta.to_wire()
+            self.generations = push(self.generations, delta, self.options.max_delta_sizes)
+        self._silent_periods = 0
+        self._last_heartbeat_at = now
+        return Broadcast(Heartbeat(self.replica, state.clocks(), wire))
+
+    def _greet(self, now: float, actions: list[Action]) -> None:
+        """A replica came up: let it hear from us soon, and compare clocks at the next tick.
+
+        A newcomer learns of us only from our heartbeats, and an idle shard
+        sends one every ``max_silent_periods + 1`` periods. So we heartbeat at
+        once if none went out in the last ``broadcast_period``, else at the
+        next tick: however many replicas come up (made-up ones included), at
+        most one heartbeat per period is added. And the next tick samples the
+        clocks heard (rather than every ``clock_sample_periods`` ticks), so
+        that what the newcomer has, or we lack, is asked for within a period.
+        """
+        self._sample_count = 1
+        if self._may_heartbeat(now):
+            actions.append(self._heartbeat(now))
+        else:
+            self._silent_periods = self.options.max_silent_periods
+
+    def on_node_up(self, now: float) -> list[Action]:
+        """A node connected to ours: it may run a replica that never heard from us.
+
+        Until a node connects, heartbeats cannot reach it: a node whose shard
+        started before it connected, with nothing to say, would else wait for
+        our next idle heartbeat. So our heartbeat goes out at once, and the
+        next tick samples clocks. Connections are not messages anyone on the
+        PubSub can make up: these heartbeats have their own limit, one per
+        ``broadcast_period`` (else at the next tick), and leave the one of
+        replicas coming up alone, so that the replica of that node, once
+        heard, is answered at once too.
+        """
+        self._sample_count = 1
+        if now < self._node_up_greeted_at + self.options.broadcast_period:
+            self._silent_periods = self.options.max_silent_periods
+            return []
+        self._node_up_greeted_at = now
+        last = self._last_heartbeat_at
+        heartbeat = self._heartbeat(now)
+        self._last_heartbeat_at = last
+        return [heartbeat]
 
     def next_down_check(self) -> float | None:
         """When the next replica goes down or is forgotten if nothing is heard from it.
@@ -430,6 +489,8 @@ class TrackerCore:
             self._diff(actions, joins, leaves)
             self.generations = push(self.generations, delta, self.options.max_delta_sizes)
         self._pending_clocks[replica] = clocks
+        if outcome.came_up:
+            self._greet(now, actions)
         return actions
 
     def _make_room(self, newcomer: ReplicaRef, actions: list[Action]) -> None:

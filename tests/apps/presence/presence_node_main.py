@@ -10,7 +10,9 @@ first, then one answer per command read from stdin (one JSON object a line):
 - ``{"cmd": "quit"}``: stops the node.
 
 Timings are short (heartbeats every 0.2 s, down after 1.5 s of silence), for
-tests.
+tests. With ``PRESENCE_IDLE=1`` in the environment an idle shard heartbeats
+only every 12.2 s (``max_silent_periods`` 60; down after 30 s,
+forgotten after 60 s).
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ OPTIONS = {
     "down_period": 1.5,
     "permdown_period": 30.0,
 }
+
+if os.environ.get("PRESENCE_IDLE") == "1":
+    OPTIONS = {**OPTIONS, "max_silent_periods": 60, "down_period": 30.0, "permdown_period": 60.0}
 
 
 def emit(**event: Any) -> None:

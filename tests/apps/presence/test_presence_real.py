@@ -61,3 +61,28 @@ async def test_a_sigkilled_nodes_presences_disappear_from_the_other_two(tmp_path
         await c.exited()
         for node in (a, b):
             await wait_keys(node, ["a0", "a1", "b0", "b1"])
+
+
+@pytest.mark.timeout(90)
+async def test_a_node_joining_an_idle_cluster_lists_its_presences_at_once(
+    tmp_path: Path,
+) -> None:
+    """An idle shard heartbeats only every 12.2 s here; a node that joins, with
+    nothing tracked, still lists a's presence within a few periods (it is
+    greeted when it connects and when it is first heard), not at a's next
+    idle heartbeat."""
+    idle = {"PRESENCE_IDLE": "1"}
+    async with os_nodes(tmp_path) as nodes:
+        a = await nodes.start_node(NODE_MAIN, "pa@127.0.0.1", COOKIE, env=idle, ready_timeout=30)
+        await a.command(cmd="track", key="a0")
+        await answer(a, "tracked")
+        await wait_keys(a, ["a0"])
+        b = await nodes.start_node(
+            NODE_MAIN, "pb@127.0.0.1", COOKIE, a.address, env=idle, ready_timeout=30
+        )
+        # Well under the 12.2 s between a's idle heartbeats.
+        await wait_keys(b, ["a0"], timeout=6)
+        await b.command(cmd="track", key="b0")
+        await answer(b, "tracked")
+        for node in (a, b):
+            await wait_keys(node, ["a0", "b0"], timeout=6)

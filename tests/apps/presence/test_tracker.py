@@ -245,10 +245,14 @@ def test_a_heartbeat_brings_a_replica_up_and_a_transfer_request_is_answered() ->
     (hb,) = heartbeats(b.on_heartbeat_tick(0.0))
     actions = a.handle(decode(encode(hb)), 0.5)
     assert actions[0] == ReplicaEvent("up", b.replica)
-    (diff,) = actions[1:]
+    diff, greeting = actions[1:]
     assert type(diff) is Diff and [e.key for e in diff.joins] == ["bob"]
     assert a.replicas["b@h"].last_heartbeat_at == 0.5
-    (hb_a,) = heartbeats(a.on_heartbeat_tick(0.6))
+    # A newcomer: a heartbeats at once (it had not in the last period), so that
+    # b hears of a without waiting for a's next idle heartbeat.
+    (hb_a,) = heartbeats([greeting])
+    assert hb_a == Heartbeat(a.replica, {a.replica: 0, b.replica: 1}, None)
+    assert heartbeats(a.on_heartbeat_tick(0.6)) == []
     b.handle(decode(encode(hb_a)), 0.7)  # b answers only a replica it has heard from
     (answer,) = b.handle(TransferReq(7, a.replica, {a.replica: 0, b.replica: 0}), 1.0)
     assert type(answer) is SendTo and answer.node == "a@h"
