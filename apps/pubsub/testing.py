@@ -34,6 +34,9 @@ would have arrived before it.
 
 from __future__ import annotations
 
+import functools
+import itertools
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
@@ -64,6 +67,8 @@ MARK = "marker"
 AGENT = "beamlet.conformance.agent"
 #: Bytes of a message over the codec's default limit (8 MiB).
 TOO_LARGE = 9 * 1024 * 1024
+#: How long ``ready`` first waits for a round of broadcasts, and at most (it doubles).
+READY_FIRST_WAIT, READY_MAX_WAIT = 0.05, 1.0
 
 
 class ClusterLike(Protocol):
@@ -208,6 +213,10 @@ async def _holder(options: dict[str, Any], ready: trio.Event, stop: trio.Event) 
     await stop.wait()
 
 
+async def _broadcast_token(topic: str, token: tuple[str, int]) -> None:
+    broadcast(PUBSUB, topic, token)
+
+
 async def _call(fn: Callable[..., Any], *args: Any) -> Any:
     return fn(*args)
 
@@ -277,20 +286,35 @@ class _Suite:
     # -- the checks ---------------------------------------------------------------------
 
     async def ready(self, check: str = "ready") -> None:
-        """Wait until a broadcast from each node reaches every other node."""
+        """Wait until a broadcast from each node reaches every other node.
+
+        In rounds: each node's listener broadcasts the round's token, and the
+        next round starts only if some token of this one has not arrived
+        everywhere within a while (longer each round). Each node's tokens come
+        from one publisher, in order, so once a round has arrived, nothing of
+        an earlier one is still on its way: no broadcast of ``ready`` is in
+        flight when the next check starts (the outage check counts what could
+        not go out, and would count one caught by the cut).
+        """
         self.rounds += 1
         topic = f"ready.{self.rounds}"
         inboxes = {n: await self.listen(n, topic) for n in self.nodes}
+        wait = READY_FIRST_WAIT
         with trio.move_on_after(self.timeout):
-            while True:
-                for n in self.nodes:
-                    await self.run(n, broadcast, PUBSUB, topic, n)
-                if all(
-                    {m for m in inbox.items if m in self.nodes} >= set(self.nodes)
-                    for inbox in inboxes.values()
-                ):
+            for r in itertools.count():
+                tokens = {(n, r) for n in self.nodes}
+                for n, inbox in inboxes.items():
+                    raised = await self._in_process(
+                        n, inbox, functools.partial(_broadcast_token, topic, (n, r))
+                    )
+                    assert raised is None, f"{check}: a broadcast on {n} raised {raised!r}"
+                with trio.move_on_after(wait):
+                    for inbox in inboxes.values():
+                        await inbox.until(
+                            check, lambda items, t=tokens: all(x in items for x in t), math.inf
+                        )
                     return
-                await trio.sleep(0.05)
+                wait = min(2 * wait, READY_MAX_WAIT)
         raise AssertionError(
             f"{check}: the nodes did not hear each other's broadcasts: "
             + repr({n: i.items for n, i in inboxes.items()})
