@@ -9,8 +9,11 @@ from beamlet.apps.pool import UnpicklableError, run_cpu
 
 
 def hash_password(password, salt):
-    """CPU-bound: about a quarter of a second of SHA-256."""
-    return hashlib.pbkdf2_hmac("sha256", password, salt, 300_000).hex()[:16]
+    """CPU-bound: about a quarter of a second of SHA-256. Returns the digest
+    and the seconds the hashing took."""
+    started = time.perf_counter()
+    digest = hashlib.pbkdf2_hmac("sha256", password, salt, 300_000).hex()[:16]
+    return digest, time.perf_counter() - started
 
 
 def monthly_report(rows):
@@ -44,8 +47,13 @@ async def main():
             slowest = max(slowest, time.perf_counter() - before)
             await trio.sleep(0.005)
     for user in sorted(results):
-        print(user, results[user])
-    print("health answered within 100 ms throughout:", slowest < 0.1)
+        print(user, results[user][0])
+    # Had a hash run in this process, a health call would have waited for
+    # all of it: the slowest answer would have taken a hash or more. It took
+    # a fraction of the quickest hash instead (both timed in this run, so a
+    # busy machine slows both alike).
+    quickest = min(seconds for _digest, seconds in results.values())
+    print("health answered within half a hash throughout:", slowest < quickest / 2)
 
     # An exception in the worker comes back as itself.
     try:
