@@ -110,25 +110,41 @@ async def test_three_os_processes_mesh_talk_and_survive_a_sigkill(tmp_path: Path
             assert await node.exited() == 0
 
 
-@pytest.mark.timeout(90)
+#: The sigstop test: n1's ticktime, how long n1 stays stopped each time, and n2's
+#: ticktime (n2 ticks every quarter of it). The margins (1.5 s: the stop is well
+#: short of n1's ticktime, and n2 ticks well within each stop) are far beyond
+#: what scheduling delays on a loaded machine add.
+STOP_TICKTIME, STOP_FOR, STOP_PEER_TICKTIME = 6.0, 4.5, 12.0
+
+
+@pytest.mark.timeout(120)
 async def test_sigstop_shorter_than_the_ticktime_takes_no_node_down(tmp_path: Path) -> None:
-    """n1 (ticktime 4) is stopped for 3.9 s, four times; n2 (ticktime 8) ticks to
-    it meanwhile (every 2 s), and heard from it less than 8 s ago. When n1
-    resumes, its last read from n2 is often more than 4 s old, and its ticker
-    and its reader wake up together: neither node may declare the other down."""
+    """n1 (ticktime 6) is stopped for 4.5 s, four times; n2 (ticktime 12) ticks
+    to it meanwhile (every 3 s), and heard from it less than 12 s ago. When n1
+    resumes, its last read from n2 is often more than 6 s old, and its ticker
+    and its reader wake up together: neither node may declare the other down.
+    After each stop, n1 answers (it ran again) before it is stopped again."""
     async with node_processes(tmp_path) as start:
-        n2 = await start("n2@127.0.0.1", env={"BEAMLET_TEST_TICKTIME": "8"})
-        n1 = await start("n1@127.0.0.1", n2.address, env={"BEAMLET_TEST_TICKTIME": "4"})
+        n2 = await start("n2@127.0.0.1", env={"BEAMLET_TEST_TICKTIME": str(STOP_PEER_TICKTIME)})
+        n1 = await start(
+            "n1@127.0.0.1", n2.address, env={"BEAMLET_TEST_TICKTIME": str(STOP_TICKTIME)}
+        )
         if n2.name not in n1.ready["nodes"]:
             await n1.expect(lambda e: e == {"event": "nodeup", "node": n2.name})
         for node in (n1, n2):
             await node.command(cmd="nodes")
             assert len((await node.expect(lambda e: e["event"] == "nodes"))["nodes"]) == 1
         for _ in range(4):
+            stopped = trio.current_time()
             n1.process.send_signal(signal.SIGSTOP)
-            await trio.sleep(3.9)
+            await trio.sleep_until(stopped + STOP_FOR)
             n1.process.send_signal(signal.SIGCONT)
-            await trio.sleep(0.4)
+            # The stop really was shorter than n1's ticktime (this process
+            # may itself have been descheduled past its wake-up).
+            assert trio.current_time() - stopped < STOP_TICKTIME
+            # n1 runs again, and still knows n2, before the next stop.
+            await n1.command(cmd="nodes")
+            assert (await n1.expect(lambda e: e["event"] == "nodes"))["nodes"] == [n2.name]
         await n1.command(cmd="send", name="sink", node=n2.name, msg="after the pauses")
         await n2.expect(lambda e: e == {"event": "received", "msg": "after the pauses"})
         for node in (n1, n2):
