@@ -213,6 +213,10 @@ async def _holder(options: dict[str, Any], ready: trio.Event, stop: trio.Event) 
     await stop.wait()
 
 
+def _holds(tokens: set[tuple[str, int]], items: list[Any]) -> bool:
+    return all(token in items for token in tokens)
+
+
 async def _broadcast_token(topic: str, token: tuple[str, int]) -> None:
     broadcast(PUBSUB, topic, token)
 
@@ -310,9 +314,7 @@ class _Suite:
                     assert raised is None, f"{check}: a broadcast on {n} raised {raised!r}"
                 with trio.move_on_after(wait):
                     for inbox in inboxes.values():
-                        await inbox.until(
-                            check, lambda items, t=tokens: all(x in items for x in t), math.inf
-                        )
+                        await inbox.until(check, functools.partial(_holds, tokens), math.inf)
                     return
                 wait = min(2 * wait, READY_MAX_WAIT)
         raise AssertionError(
