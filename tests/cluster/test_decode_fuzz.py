@@ -163,7 +163,7 @@ def _peak_memory(fn: Callable[[], Any]) -> int:
         tracemalloc.stop()
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 @given(frames)
 def test_composed_adversarial_frames_cost_cpu_and_memory_linear_in_their_size(
