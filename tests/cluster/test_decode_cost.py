@@ -32,6 +32,7 @@ from beamlet.cluster._codec import (
     encode,
 )
 from beamlet.cluster._errors import DecodeError
+from cpu_cost import cpu, cpu_against, frozen_heap
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 #: 2**61 - 1: Python hashes an int ``n`` to ``n mod M`` (and does not randomise it).
@@ -177,35 +178,22 @@ def _decode_in_steps(codec: Codec, data: bytes) -> float:
     longest = 0.0
     try:
         while True:
-            started = time.process_time()
+            started = time.thread_time()
             done = decoding.step()
-            longest = max(longest, time.process_time() - started)
+            longest = max(longest, time.thread_time() - started)
             if done:
                 return longest
     except DecodeError:
         return longest
 
 
-def _cpu(fn: Callable[[], Any], runs: int = 3) -> float:
-    best = float("inf")
-    for _ in range(runs):
-        gc.collect()
-        started = time.process_time()
-        fn()
-        best = min(best, time.process_time() - started)
-    return best
+def _bound(base: float) -> float:
+    return CPU_FACTOR * base + CPU_SLACK
 
 
-def _cpu_pair(
-    fn: Callable[[], Any], reference: Callable[[], Any], runs: int = 5
-) -> tuple[float, float]:
-    """The best CPU time of ``fn`` and of ``reference``, measured in turns, so that
-    both see the same moments of a machine that others load too."""
-    best, best_reference = float("inf"), float("inf")
-    for _ in range(runs):
-        best = min(best, _cpu(fn, runs=1))
-        best_reference = min(best_reference, _cpu(reference, runs=1))
-    return best, best_reference
+def _cpu_pair(fn: Callable[[], Any], reference: Callable[[], Any]) -> tuple[float, float]:
+    """The least CPU times of ``fn`` and of ``reference`` (see ``cpu_cost``)."""
+    return cpu_against(fn, reference, _bound)
 
 
 def _peak_memory(fn: Callable[[], Any]) -> int:
@@ -231,8 +219,9 @@ def test_keys_that_hash_alike_are_refused_at_a_linear_cost(make: Callable[[int],
     reference = benign(len(data))
     with pytest.raises(DecodeError, match=r"repeat another key's hash, over the limit of \d+"):
         decode(data)
-    cost = _cpu(lambda: _decode_whole(Codec(), data))
-    base = _cpu(lambda: _decode_whole(Codec(), reference))
+    cost, base = _cpu_pair(
+        lambda: _decode_whole(Codec(), data), lambda: _decode_whole(Codec(), reference)
+    )
     assert cost <= CPU_FACTOR * base + CPU_SLACK, (cost, base)
 
 
@@ -329,8 +318,9 @@ def test_every_step_of_a_large_decode_is_short(shape: str) -> None:
     data = ADVERSARIAL[shape](1024 * 1024)
     codec = Codec(max_size=1 << 24)
     chunk = benign(STEP_BYTES)
-    base = _cpu(lambda: _decode_whole(codec, chunk))
-    longest = min(_decode_in_steps(codec, data) for _ in range(2))
+    base = cpu(lambda: _decode_whole(codec, chunk))
+    with frozen_heap():
+        longest = min(_decode_in_steps(codec, data) for _ in range(2))
     assert longest <= CPU_FACTOR * base + CPU_SLACK, (shape, longest, base)
 
 

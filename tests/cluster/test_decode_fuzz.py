@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import gc
 import struct
-import time
 import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from beamlet.cluster import Codec, DecodeError, encode
+from cpu_cost import cpu_against
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 #: Python hashes an int ``n`` to ``n mod M``: multiples of M all hash to 0.
@@ -30,8 +30,6 @@ EXT_SET, EXT_FROZENSET, EXT_BIGINT = 2, 3, 7
 CPU_FACTOR = 25
 MEMORY_PER_BYTE = 100
 CPU_SLACK = 0.005
-#: At most this many turns of measuring a frame against the benign one.
-MAX_TURNS = 10
 MEMORY_SLACK = 256 * 1024
 
 #: The frames are grown to at least this many bytes, so that costs are measurable.
@@ -124,33 +122,8 @@ def _decode_in_steps(codec: Codec, data: bytes) -> None:
         pass
 
 
-def _cpu(fn: Callable[[], Any], runs: int = 3) -> float:
-    """The least CPU time of this thread over ``runs`` calls of ``fn``.
-
-    Thread CPU time, not wall time, nor the process's (another thread of the
-    test process, left by an earlier test, may be busy meanwhile).
-    """
-    best = float("inf")
-    for _ in range(runs):
-        gc.collect()
-        started = time.thread_time()
-        fn()
-        best = min(best, time.thread_time() - started)
-    return best
-
-
-def _cpu_against(fn: Callable[[], Any], baseline: Callable[[], Any]) -> tuple[float, float]:
-    """The least CPU times of ``fn`` and of ``baseline``, measured in turns so
-    that both see the same moments of a machine other jobs load too: three
-    turns, and up to ``MAX_TURNS`` while ``fn`` is over its bound (a frame that
-    really costs too much does so every time; a moment of a busy machine does not)."""
-    cost = base = float("inf")
-    for turn in range(MAX_TURNS):
-        cost = min(cost, _cpu(fn, runs=1))
-        base = min(base, _cpu(baseline, runs=1))
-        if turn >= 2 and cost <= CPU_FACTOR * base + CPU_SLACK:
-            break
-    return cost, base
+def _bound(base: float) -> float:
+    return CPU_FACTOR * base + CPU_SLACK
 
 
 def _peak_memory(fn: Callable[[], Any]) -> int:
@@ -174,9 +147,10 @@ def test_composed_adversarial_frames_cost_cpu_and_memory_linear_in_their_size(
     codec = Codec(max_size=1 << 24)
     reference = benign(len(data))
     for decoder in (_decode_whole, _decode_in_steps):
-        cost, base = _cpu_against(
+        cost, base = cpu_against(
             lambda d=decoder: d(codec, data),  # type: ignore[misc]
             lambda: _decode_whole(codec, reference),
+            _bound,
         )
         assert cost <= CPU_FACTOR * base + CPU_SLACK, (decoder.__name__, len(data), cost, base)
         peak = _peak_memory(lambda d=decoder: d(codec, data))  # type: ignore[misc]
