@@ -10,6 +10,9 @@ child process running this file with ``--serve beamlet``) are started with
   when all N arrived.
 - *ping-pong*: a process on A sends an int to a process on B, which sends it
   back; N round trips.
+- *call*: a process on A calls a GenServer on B (``call(("bench_echo", B), i)``),
+  which returns the int; N round trips. Each ``call`` monitors the server and
+  waits for its ``Reply``, which node A checks comes from node B.
 
 Baselines, measured in the same run against child processes too; the raw
 Trio rounds alternate with beamlet's, so that both see the same machine:
@@ -54,7 +57,7 @@ import msgpack  # type: ignore[import-untyped]
 import trio
 import trio.lowlevel
 from _child import child
-from beamlet.actors import receive, register, self_pid, send
+from beamlet.actors import GenServer, call, receive, register, self_pid, send
 from beamlet.cluster import DistributionBusyError, connect, listen_address, run as run_node
 
 BURST = 1000
@@ -80,9 +83,21 @@ async def _exit_on_stdin_eof(cancel: trio.CancelScope) -> None:
 # -- beamlet --------------------------------------------------------------------------------
 
 
+#: What ``Echo`` answers with its CPU time, not the request.
+CPU = "cpu"
+
+
+class Echo(GenServer):
+    """Node B's call server: returns each request (its CPU time for ``CPU``)."""
+
+    async def handle_call(self, request: Any, caller: Any) -> Any:
+        return time.process_time() if request == CPU else request
+
+
 async def serve_beamlet() -> None:
     """Node B's first process: counts or echoes what node A sends, on request."""
     register("bench", self_pid())
+    await Echo.start_link(name="bench_echo")
     print("READY", listen_address(), flush=True)
     with trio.CancelScope() as scope:
         async with trio.open_nursery() as nursery:
@@ -144,6 +159,20 @@ async def beamlet_ping_pong(n: int) -> Round:
     elapsed = time.perf_counter() - start
     cpu_a = time.process_time() - cpu
     _, _, cpu_b = await receive(timeout=TIMEOUT)
+    return n / elapsed, cpu_a, cpu_b
+
+
+async def beamlet_call(n: int) -> Round:
+    server = ("bench_echo", NODE_B)
+    cpu_b = await call(server, CPU, TIMEOUT)
+    cpu = time.process_time()
+    start = time.perf_counter()
+    with trio.fail_after(TIMEOUT):  # one deadline for the round, none per call
+        for i in range(n):
+            await call(server, i, None)
+    elapsed = time.perf_counter() - start
+    cpu_a = time.process_time() - cpu
+    cpu_b = await call(server, CPU, TIMEOUT) - cpu_b
     return n / elapsed, cpu_a, cpu_b
 
 
@@ -319,6 +348,7 @@ async def rounds_on_a(
         kinds["raw_ping_pong_handoff"] = (lambda n: raw_ping_pong_handoff(raw_port, n), n_ping)
     if beamlet_address is not None:
         kinds["ping_pong"] = (beamlet_ping_pong, n_ping)
+        kinds["call"] = (beamlet_call, n_ping)
     for fn, n in kinds.values():  # warm up both sides
         await fn(max(n // 4, 1))
     retries.rounds.clear()
@@ -458,6 +488,7 @@ def measure_redis(rounds: int, n_one_way: int) -> dict[str, Any] | None:
 NAMES = {
     "one_way": "beamlet one-way (msgs/s)",
     "ping_pong": "beamlet ping-pong (round trips/s)",
+    "call": "beamlet call to a GenServer on B (round trips/s)",
     "raw_one_way": "raw Trio TCP one-way, batched frames (msgs/s)",
     "raw_ping_pong": "raw Trio TCP request/response (round trips/s)",
     "raw_ping_pong_handoff": "  the same with a task hand-off per side (round trips/s)",
@@ -473,7 +504,7 @@ def report(trio_results: dict[str, list[Round]], redis_: dict[str, Any] | None, 
     )
     print(
         f"median of {args.rounds} rounds; one-way {args.one_way:,} msgs per round, "
-        f"ping-pong {args.ping_pong:,} round trips per round"
+        f"ping-pong and call {args.ping_pong:,} round trips per round"
     )
     print(f"  {'figure':58} {'per second':>11}   CPU us/msg on A, B")
     rate: dict[str, float] = {}
@@ -504,6 +535,8 @@ def report(trio_results: dict[str, list[Round]], redis_: dict[str, Any] | None, 
             )
         )
         print(f"  round trip: {rtts}")
+    if "call" in rate:
+        print(f"  call round trip: {1e6 / rate['call']:,.0f} us")
     # The Redis target is against PUBLISH with one round trip per message: the
     # baseline DESIGN.md's own figures describe (a redis-py round trip of about
     # 130 us, so 30x is Erlang distribution's ~265k msgs/s). Pipelined PUBLISH
@@ -515,6 +548,8 @@ def report(trio_results: dict[str, list[Round]], redis_: dict[str, Any] | None, 
         ("one_way", "redis", "  ... / Redis PUBLISH->subscriber, pipelined", None),
         ("ping_pong", "raw_ping_pong", "remote ping-pong / raw Trio TCP request/response", 0.8),
         ("ping_pong", "raw_ping_pong_handoff", "  ... / raw request/response with hand-offs", None),
+        ("call", "ping_pong", "remote call / remote ping-pong", None),
+        ("call", "raw_ping_pong", "remote call / raw Trio TCP request/response", None),
     ]
     for ours, theirs, name, goal in checks:
         if ours in rate and theirs in rate:

@@ -53,6 +53,7 @@ def test_remote_benchmark_prints_every_ratio() -> None:
         "remote one-way / raw batched msgpack",
         "remote ping-pong / raw Trio TCP",
         "round trip: beamlet",
+        "remote call / remote ping-pong",
     ):
         assert figure in out, out
     if "Redis baseline skipped" not in out:
