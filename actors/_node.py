@@ -40,7 +40,7 @@ from ._errors import (
 from ._ids import Counter, Pid, Ref, new_creation
 from ._mailbox_watch import DEFAULT_MAILBOX_WARNING, watch_mailboxes
 from ._messages import Down, ProcessInfo
-from ._process import BoundedProcess, CallWait, Process
+from ._process import BoundedProcess, CallWait, Process, Reply
 from ._registry import Via
 from ._registry_state import rename_registries, via_process, via_registry
 from ._router import LocalRouter, Router
@@ -799,6 +799,46 @@ class Node:
             if proc is not None:
                 proc.deliver(msg)
 
+    def remote_reply(self, origin: str, dest: Pid | str, msg: Reply) -> bool:
+        """A ``Reply`` for a local pid (or name) arrived from the node ``origin``.
+
+        Delivered only when the process has a monitor tagged with the reply's
+        ref whose target is on ``origin``: the monitor of a ``call`` to a
+        server there, or of a task there whose reply alias the ref is
+        (``adopt_task``). The ref alone proves nothing: refs are sequential,
+        and a node that has seen one can guess the next; only the node the
+        process called can answer the call.
+
+        Returns:
+            False when the reply is refused: the process waits for (or holds
+            an alias for) that ref, but for another node's, or its own node's,
+            process; the router reports it. True otherwise, also when the
+            reply is dropped because nobody waits for it any more (a late
+            reply, as locally).
+        """
+        if type(dest) is Pid:
+            if dest.creation != self.creation or (
+                dest.node != self.name and dest.node not in self._aliases
+            ):
+                return True
+            proc = self._procs.get(dest.id)  # ``lookup``, inline: the hot path
+        else:
+            proc = self._names.get(dest)
+        if proc is None:
+            return True
+        ref = msg.ref
+        monitors = proc.monitors
+        target = monitors.get(ref) if monitors else None
+        if target is not None:
+            if (target.node if type(target) is Pid else target[1]) != origin:
+                return False
+            proc.deliver(msg)
+            return True
+        waiters = proc.waiters
+        aliases = proc.aliases
+        # Awaited with no monitor on ``origin``: a call to a local server.
+        return not ((waiters and ref in waiters) or (aliases and ref in aliases))
+
     def remote_send_named(self, name: str, msg: Any) -> None:
         """A message for a local name arrived; dropped if the name is unknown (D17)."""
         proc = self._names.get(name)
@@ -864,11 +904,27 @@ class Node:
         if proc is not None and proc.monitored_by:
             proc.monitored_by.pop(ref, None)
 
-    def remote_down(self, watcher: Pid, ref: Ref, obj: Any, reason: Any) -> None:
-        """A remote target that a local process monitors has exited."""
+    def remote_down(
+        self, watcher: Pid, ref: Ref, obj: Any, reason: Any, origin: str | None = None
+    ) -> bool:
+        """A remote target that a local process monitors has exited.
+
+        With ``origin``, the node the signal came from: it is applied only if
+        the monitor's target is on that node (else it is forged, and False is
+        returned; the router reports it).
+        """
         proc = self.lookup(watcher)
-        if proc is not None and proc.monitors and proc.monitors.pop(ref, None) is not None:
+        if proc is None or not proc.monitors:
+            return True
+        if origin is not None:
+            target = proc.monitors.get(ref)
+            if target is None:
+                return True
+            if (target.node if type(target) is Pid else target[1]) != origin:
+                return False
+        if proc.monitors.pop(ref, None) is not None:
             proc.deliver(Down(ref, obj, reason))
+        return True
 
     def node_down(self, node: str) -> None:
         """The connection to ``node`` is lost: break links and fire monitors (P29)."""

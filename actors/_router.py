@@ -32,11 +32,14 @@ class Router:
 
     For signals that arrive from another node, a router calls the node back:
     ``node.remote_send(dest, msg)``, ``remote_send_named(name, msg)``,
+    ``remote_reply(origin, dest, reply)`` for a ``Reply`` (a pid or a name;
+    False: refused, it is not from the node the process called),
     ``remote_link(remote, local)``, ``remote_unlink(remote, local)`` (and
     answers with an acknowledgement), ``remote_unlink_ack(remote, local, id)``,
     ``remote_exit(sender, dest, reason, link=...)``,
     ``remote_monitor(watcher, target, ref)``, ``remote_demonitor(target, ref)``,
-    ``remote_down(watcher, ref, object, reason)``; and ``node.node_down(name)``
+    ``remote_down(watcher, ref, object, reason, origin)`` (False: refused,
+    the monitored process is not on ``origin``); and ``node.node_down(name)``
     when the connection to a node is lost (links break with
     ``"noconnection"``, monitors fire). A node may be renamed once it has a
     router that gives it a network name (``node.rename(name)``).

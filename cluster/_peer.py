@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 from beamlet.actors import Pid
-from beamlet.actors.lowlevel import BadInputLog
+from beamlet.actors.lowlevel import BadInputLog, Reply
 
 from . import _wire as wire
 from ._events import Capability, ConnectionClosed, Send
@@ -43,6 +43,10 @@ logger = logging.getLogger("beamlet.cluster")
 
 #: Events dispatched at a time by a connection's reader (see ``Peer._apply_pending``).
 DISPATCH_BATCH = 128
+
+#: Why a ``Reply`` (or a down signal) from a peer is refused: it answers a
+#: call, or reports a monitor, of a process on another node.
+NOT_FROM_PEER = "only the node of the process it answers for sends those"
 
 
 class DistributionBusyError(RuntimeError):
@@ -89,6 +93,7 @@ class Peer:
         self.busy_limit = dist.busy_limit
         self._encode_message = session.encode_message
         self._remote_send = dist.node.remote_send
+        self._remote_reply = dist.node.remote_reply
         self._apply_event = dist.dispatch
         self.bad_input = BadInputLog(f"connection to {name}", logger)
         # A TCP connection that is idle is written to at once, by the sender
@@ -192,7 +197,11 @@ class Peer:
             try:
                 if type(event) is Send:  # nearly all the traffic
                     msg = event.msg
-                    if type(msg) in RUNTIME_SIGNALS:
+                    kind = type(msg)
+                    if kind is Reply:
+                        if not self._remote_reply(self.name, event.to_pid, msg):
+                            self.forged_reply(msg)
+                    elif kind in RUNTIME_SIGNALS:
                         self.forged(msg)
                     else:
                         remote_send(event.to_pid, msg)
@@ -209,6 +218,14 @@ class Peer:
         self.bad_input.report(
             f"message ({type(msg).__name__}: only the runtime delivers those)", msg, "forged"
         )
+
+    def forged_reply(self, msg: Any) -> None:
+        """A ``Reply`` or down signal for a call or monitor of a process not on this peer: dropped.
+
+        Refs are sequential: a peer that has seen one can guess the next, and
+        answer a call made to another node, as if it were that node.
+        """
+        self.bad_input.report(f"{type(msg).__name__.lower()} ({NOT_FROM_PEER})", msg, "forged")
 
     async def _apply_pending(self) -> bool:
         """Dispatch the events buffered, a batch at a time; False: close the connection.

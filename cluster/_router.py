@@ -20,7 +20,7 @@ import logging
 from typing import Any
 
 import trio
-from beamlet.actors import Pid, Ref
+from beamlet.actors import Down, Pid, Ref
 from beamlet.actors.lowlevel import Reply, Router
 
 from . import _wire as wire
@@ -131,8 +131,13 @@ class NetworkRouter(Router):
         node = self.node
         kind = wire.kind(event)
         if kind == "send" or kind == "send_named":
-            if type(event.msg) in RUNTIME_SIGNALS:
-                peer.forged(event.msg)
+            msg = event.msg
+            if type(msg) is Reply:
+                dest = event.to_pid if kind == "send" else event.to_name
+                if not node.remote_reply(peer.name, dest, msg):
+                    peer.forged_reply(msg)
+            elif type(msg) in RUNTIME_SIGNALS:
+                peer.forged(msg)
             elif kind == "send":
                 node.remote_send(event.to_pid, event.msg)
             else:
@@ -158,7 +163,8 @@ class NetworkRouter(Router):
             target = event.target
             if isinstance(target, str):
                 target = (target, peer.name)
-            node.remote_down(event.watcher, event.ref, target, event.reason)
+            if not node.remote_down(event.watcher, event.ref, target, event.reason, peer.name):
+                peer.forged_reply(Down(event.ref, target, event.reason))
         elif kind == "gossip":
             if not peer.hidden:  # a hidden node's gossip is ignored, as it gets none
                 self.learn(event.nodes)
