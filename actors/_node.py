@@ -816,14 +816,14 @@ class Node:
             reply is dropped because nobody waits for it any more (a late
             reply, as locally).
         """
-        if type(dest) is Pid:
-            if dest.creation != self.creation or (
-                dest.node != self.name and dest.node not in self._aliases
-            ):
-                return True
-            proc = self._procs.get(dest.id)  # ``lookup``, inline: the hot path
-        else:
+        if isinstance(dest, str):
             proc = self._names.get(dest)
+        elif dest.creation != self.creation or (
+            dest.node != self.name and dest.node not in self._aliases
+        ):
+            return True
+        else:
+            proc = self._procs.get(dest.id)  # ``lookup``, inline
         if proc is None:
             return True
         ref = msg.ref
