@@ -15,11 +15,15 @@ from stdin:
   registered as N on node M (the watcher traps exits);
 - ``{"cmd": "join", "group": G}``: start a process that joins pg group G;
 - ``{"cmd": "watch_group", "group": G}``: report the group's changes;
+- ``{"cmd": "reply", "pid": [N, I, C], "ref": [N, I, C], "value": X}``:
+  ``send_reply(Pid(N, I, C), Ref(N, I, C), X)`` (a forgery, for the tests of
+  replies from the wrong node), then print ``{"event": "replied"}``;
 - ``{"cmd": "quit"}``: stop the node.
 
 Its ``ctl`` GenServer answers ``("whereis", name)`` and ``("members", group)``
 calls from other nodes, and it exports ``node_main.sleeper`` (an async
-function that sleeps forever) for ``spawn_on`` and remote ``start_child``.
+function that sleeps forever) for ``spawn_on`` and remote ``start_child``, and
+``node_main.echo_after`` (returns its value after a delay) for ``rpc``.
 A supervisor registered as ``app_sup`` runs one worker, ``holder``.
 """
 
@@ -36,6 +40,8 @@ from beamlet.actors import (
     Down,
     ExitSignal,
     GenServer,
+    Pid,
+    Ref,
     call,
     link,
     monitor,
@@ -45,6 +51,7 @@ from beamlet.actors import (
     trap_exits,
     whereis,
 )
+from beamlet.actors.lowlevel import send_reply
 from beamlet.cluster import (
     NodeDown,
     NodeUp,
@@ -80,6 +87,12 @@ async def sink() -> None:
 @export(name="node_main.sleeper")
 async def sleeper() -> None:
     await trio.sleep_forever()
+
+
+@export(name="node_main.echo_after")
+async def echo_after(delay: float, value: Any) -> Any:
+    await trio.sleep(delay)
+    return value
 
 
 async def holder() -> None:
@@ -142,6 +155,9 @@ async def main() -> None:
                 spawn(member, command["group"])
             elif cmd == "watch_group":
                 send(watching, ("watch_group", command["group"]))
+            elif cmd == "reply":
+                send_reply(Pid(*command["pid"]), Ref(*command["ref"]), command["value"])
+                emit(event="replied")
             elif cmd == "quit":
                 return
 
