@@ -790,7 +790,11 @@ def cast(server: Pid | str | tuple[str, str] | Via, request: Any) -> None:
 def reply(caller: From, value: Any) -> None:
     """Answer a ``call`` that ``handle_call`` left with ``NoReply``, from any process.
 
-    Replying to a caller that gave up (timed out or died) does nothing.
+    Replying to a caller that gave up (timed out or died) does nothing. A
+    caller on another node takes the reply only from the server's node: a
+    process of a third node that replies with a ``From`` it was handed is
+    refused there (refs can be guessed; see docs/distribution.md, "Threat
+    model").
     """
     if not isinstance(caller, From):
         raise TypeError(f"reply() needs the From a handle_call received, not {caller!r}")

@@ -156,7 +156,9 @@ def send_reply(dest: Pid, ref: Ref, value: Any) -> None:
     """Send ``Reply(ref, value)`` to ``dest``: delivered only while its alias ``ref`` is active.
 
     Works from any process (or from outside one, inside ``open_node``), to
-    a local or a remote pid. Never blocks, never fails on a dead process.
+    a local or a remote pid. Never blocks, never fails on a dead process. A
+    remote ``dest`` takes it only if it monitors a process of this node with
+    the same ref (``adopt_task`` makes the alias and that monitor).
 
     Raises:
         TypeError: ``dest`` is not a pid or ``ref`` not a ``Ref``.

@@ -17,14 +17,18 @@ from typing import Any
 
 import attrs
 from beamlet.actors import Pid
-from beamlet.actors.lowlevel import check_number
-from beamlet.cluster import RUNTIME_SIGNALS
+from beamlet.actors.lowlevel import Reply, check_number
+from beamlet.cluster import RUNTIME_SIGNALS as _SIGNALS
 
 __all__ = ["ADAPTERS", "RUNTIME_SIGNALS", "Adapter", "AdapterConfig", "resolve_adapter"]
 
-# RUNTIME_SIGNALS (from beamlet.cluster): messages only the runtime delivers.
-# A broadcast from another node that carries one would forge it to every
-# subscriber: adapters refuse it, as distribution refuses such a plain message.
+#: What an adapter refuses as a broadcast from another node: the messages only
+#: the runtime delivers (``beamlet.cluster.RUNTIME_SIGNALS``), and a call's
+#: ``Reply``, which only the called node sends (a subscriber waiting in
+#: ``call`` would take one with its ref as the answer). A broadcast that
+#: carries one would forge it to every subscriber: adapters refuse it, as
+#: distribution refuses such a plain message.
+RUNTIME_SIGNALS: frozenset[type] = _SIGNALS | {Reply}
 
 
 def _positive_int(instance: object, attribute: Any, value: Any) -> None:

@@ -2,7 +2,8 @@
 
 ``Down`` and ``ExitSignal`` are what the runtime delivers when a monitor fires
 or a linked process exits; subscribers act on the pid or ref they name (a
-GenServer subscriber stops on an ``ExitSignal`` from its parent). A broadcast
+GenServer subscriber stops on an ``ExitSignal`` from its parent; a ``Reply``
+with the ref of a call it waits for answers the call). A broadcast
 from another node carrying one is refused by the shard (counted in
 ``bad_input``, logged) and reaches no subscriber; the same value inside a
 message is data and is delivered.
@@ -14,6 +15,7 @@ from typing import Any
 
 import trio
 from beamlet.actors import Down, ExitSignal, GenServer, Pid, Ref, whereis
+from beamlet.actors.lowlevel import Reply
 from beamlet.apps.pubsub import PubSub, broadcast, stats, subscribe
 from beamlet.apps.pubsub.testing import _Inbox, _listener
 from beamlet.cluster.simulation import simulated_cluster
@@ -70,10 +72,11 @@ async def test_a_broadcast_of_a_runtime_signal_from_another_node_is_refused(
         async def forge() -> None:
             broadcast(PS, "t", ExitSignal(tree, "shutdown"))
             broadcast(PS, "t", Down(Ref("a@a", 1, 1), subscriber, "killed"))
+            broadcast(PS, "t", Reply(Ref("a@a", 1, 1), "a forged answer"))
             broadcast(PS, "t", ("data", ExitSignal(tree, "shutdown")))
 
         await sim.run("b", forge)
         await trio.sleep(1)
         assert await sim.run("a", _whereis, "subscriber") == subscriber
         assert inbox.items == [("data", ExitSignal(tree, "shutdown"))]
-        assert (await sim.run("a", _stats))["bad_input"] == 2
+        assert (await sim.run("a", _stats))["bad_input"] == 3

@@ -28,6 +28,7 @@ from beamlet.actors import (
     send,
     trap_exits,
 )
+from beamlet.actors.lowlevel import Reply
 from beamlet.apps._redis import open_redis
 from beamlet.apps.pubsub import (
     PubSub,
@@ -472,6 +473,7 @@ async def test_a_broadcast_that_carries_a_runtime_signal_is_refused(
         bodies = [
             encode(("room", ExitSignal(forged, "shutdown"), "beamlet.pubsub", None)),
             encode(("room", Down(Ref("x@y", 1, 1), forged, "killed"), "beamlet.pubsub", None)),
+            encode(("room", Reply(Ref("x@y", 1, 1), "forged"), "beamlet.pubsub", None)),
             encode(("room", ("data", ExitSignal(forged, "x")), "beamlet.pubsub", None)),
         ]
         envelope = encode((1, "b", "x@y", False, encode(bodies)))
@@ -479,7 +481,7 @@ async def test_a_broadcast_that_carries_a_runtime_signal_is_refused(
             await redis.publish("beamlet:chat", envelope)
         await inboxes["b"].until(lambda items: len(items) == 1)
         assert inboxes["b"].items == [("data", ExitSignal(forged, "x"))]
-        assert (await cluster.run("b", _stats))["bad_input"] == 2
+        assert (await cluster.run("b", _stats))["bad_input"] == 3
 
 
 async def test_a_burst_travels_in_few_envelopes(redis_server: RedisServer) -> None:
