@@ -836,7 +836,9 @@ class Node:
             return True
         waiters = proc.waiters
         aliases = proc.aliases
-        # Awaited with no monitor on ``origin``: a call to a local server.
+        # No monitor with that ref: refused if it is awaited all the same (a
+        # call to a local server, whose wait is its monitor; a bare alias),
+        # else dropped quietly, as ``deliver`` drops a late reply.
         return not ((waiters and ref in waiters) or (aliases and ref in aliases))
 
     def remote_send_named(self, name: str, msg: Any) -> None:
