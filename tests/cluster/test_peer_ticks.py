@@ -15,7 +15,9 @@ def make_peer(ticktime: float) -> Peer:
         hidden=False,
         ticktime=ticktime,
         busy_limit=1 << 20,
-        node=SimpleNamespace(remote_send=lambda pid, msg: None),
+        node=SimpleNamespace(
+            remote_send=lambda pid, msg: None, remote_reply=lambda origin, pid, msg: True
+        ),
         dispatch=lambda peer, event: None,
     )
     conn = SimpleNamespace(peer_flags=0)
