@@ -72,6 +72,7 @@ SUPPORTED = {
         "exit_signal",
         "remote_send",
         "remote_send_named",
+        "remote_reply",
         "remote_link",
         "remote_unlink",
         "remote_unlink_ack",
