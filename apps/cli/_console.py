@@ -156,10 +156,11 @@ async def run_console(
                     )
 
                 result: outcome.Outcome[T] = await node.run(main)
-                return result.unwrap()
-        except CliError:
-            raise
         except CookieError as exc:
             raise CliError(f"bad cookie: {exc}", EXIT_USAGE) from None
         except OSError as exc:
+            # Only opening (or closing) the node: what ``fn`` raised is in ``result``,
+            # unwrapped below, so a BrokenPipeError from printing reaches the handler
+            # that exits quietly with 141.
             raise CliError(f"cannot start a console node: {exc}", EXIT_FAILURE) from None
+    return result.unwrap()

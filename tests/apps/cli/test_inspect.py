@@ -169,3 +169,30 @@ def test_top_into_a_reader_that_went_away_ends_quietly(
     stderr = process.stderr.read()
     assert process.wait(timeout=30) == 141, stderr
     assert stderr == ""
+
+
+def test_live_top_into_a_reader_that_went_away_ends_quietly(
+    service: tuple[Service, str], cookie_file: Path
+) -> None:
+    """``beamlet top NODE | head`` (live, not a terminal): status 141, no error line.
+
+    The reader closes after the first line, while the live view keeps printing.
+    """
+    import subprocess
+
+    from .conftest import COMMAND
+
+    _svc, address = service
+    process = subprocess.Popen(
+        [*COMMAND, "top", address, "--interval", "0.05", "--cookie-file", str(cookie_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    first = process.stdout.readline()
+    assert first.startswith("node svc@127.0.0.1"), first
+    process.stdout.close()  # `| head -1`: the reader goes away after one line
+    stderr = process.stderr.read()
+    assert process.wait(timeout=30) == 141, stderr
+    assert stderr == ""
