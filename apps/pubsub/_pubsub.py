@@ -10,6 +10,8 @@ Local dispatch runs in the publisher: it reads the Registry and delivers.
 
 from __future__ import annotations
 
+import difflib
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -375,6 +377,57 @@ def _config(name: Any, pool_size: Any, broadcast_pool_size: Any) -> AdapterConfi
     return AdapterConfig(name, f"{name}.Adapter", pool_size, broadcast_pool_size)
 
 
+#: The options ``start_link`` takes besides the adapter's (``child_spec`` adds ``id``, ``restart``).
+_OWN_OPTIONS = ("adapter", "pool_size", "broadcast_pool_size")
+
+
+def _adapter_label(adapter: Any, cls: type[Adapter]) -> str:
+    if isinstance(adapter, str):
+        return f"the {adapter} adapter"
+    return f"the adapter {cls.__qualname__}"
+
+
+def _check_adapter_options(
+    name: str,
+    adapter: Any,
+    cls: type[Adapter],
+    options: Mapping[str, Any],
+    own: tuple[str, ...],
+) -> None:
+    """Refuse an option neither the PubSub nor its adapter's class takes.
+
+    Without this, a typo (``pool_sise=3``) reaches the adapter's ``__init__``
+    and fails there, naming a class the caller never wrote.
+
+    Raises:
+        TypeError: an unknown option; the message names the PubSub, the option,
+            and what the PubSub and its adapter take.
+    """
+    try:
+        parameters = list(inspect.signature(cls).parameters.values())
+    except (TypeError, ValueError):  # no signature to read: let the class decide
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return
+    takes = [
+        p.name
+        for p in parameters[1:]  # the first is the AdapterConfig
+        if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    ]
+    unknown = [key for key in options if key not in takes]
+    if not unknown:
+        return
+    key = unknown[0]
+    close = difflib.get_close_matches(key, [*own, *takes], n=1)
+    label = _adapter_label(adapter, cls)
+    raise TypeError(
+        f"PubSub {name!r}: unknown option {key!r}"
+        + (f" (did you mean {close[0]!r}?)" if close else "")
+        + f"; PubSub takes {', '.join(own)}; "
+        + (f"{label} takes {', '.join(takes)}" if takes else f"{label} takes no options")
+    )
+
+
 class PubSub:
     """A distributed publish/subscribe service (Phoenix.PubSub).
 
@@ -414,12 +467,15 @@ class PubSub:
             adapter_options: passed to the adapter's class.
 
         Raises:
-            TypeError / ValueError: a bad option, before anything starts.
+            TypeError / ValueError: a bad option (an unknown one: a TypeError
+                naming it and the options the PubSub and its adapter take),
+                before anything starts.
             ImportError: the adapter cannot be loaded.
             StartError: a child failed to start, or the name is taken.
         """
         config = _config(name, pool_size, broadcast_pool_size)
         cls = resolve_adapter(adapter)
+        _check_adapter_options(name, adapter, cls, adapter_options, _OWN_OPTIONS)
         return await _start(config, cls, adapter_options)
 
     @staticmethod
@@ -445,6 +501,8 @@ class PubSub:
         """
         config = _config(name, pool_size, broadcast_pool_size)
         cls = resolve_adapter(adapter)
+        own = (*_OWN_OPTIONS, "id", "restart")
+        _check_adapter_options(name, adapter, cls, adapter_options, own)
         cls(config, **adapter_options)  # type: ignore[call-arg]
         options = dict(adapter_options)
 

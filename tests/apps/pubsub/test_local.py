@@ -99,8 +99,35 @@ async def test_child_spec_under_a_supervisor_and_bad_options() -> None:
         PubSub.child_spec("x", adapter="rabbit")
     with pytest.raises(TypeError, match="adapter must be"):
         PubSub.child_spec("x", adapter=42)  # type: ignore[arg-type]
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="PubSub 'x': unknown option 'colour';"):
         PubSub.child_spec("x", colour="blue")  # the cluster adapter takes no such option
+
+
+async def test_a_misspelt_option_names_the_pubsub_and_what_it_takes() -> None:
+    """``pool_sise=3``: the error names the PubSub, the option, and the known ones.
+
+    Not ``ClusterAdapter.__init__() got an unexpected keyword argument``: the
+    caller never wrote that class.
+    """
+    expected = (
+        "PubSub 'ps': unknown option 'pool_sise' (did you mean 'pool_size'?); "
+        "PubSub takes adapter, pool_size, broadcast_pool_size{}; "
+        "the cluster adapter takes no options"
+    )
+    with pytest.raises(TypeError) as info:
+        PubSub.child_spec("ps", pool_sise=3)
+    assert str(info.value) == expected.format(", id, restart")
+    assert "ClusterAdapter" not in str(info.value)
+
+    async with open_node() as node:
+
+        async def main() -> str:
+            with pytest.raises(TypeError) as info:
+                await PubSub.start_link("ps", pool_sise=3)
+            assert whereis("ps.Supervisor") is None  # nothing started
+            return str(info.value)
+
+        assert await node.run(main) == expected.format("")
 
 
 def test_an_adapter_whose_module_is_missing_says_what_to_install(

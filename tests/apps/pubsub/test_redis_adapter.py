@@ -581,7 +581,14 @@ def test_bad_options_are_refused_early() -> None:
         ({"redis": 5}, TypeError, "Redis options"),
         ({"redis": {"urll": "x"}}, ValueError, "unknown Redis option"),
         ({"channel_prefix": ""}, TypeError, "channel_prefix"),
-        ({"bogus": 1}, TypeError, "bogus"),
+        ({"bogus": 1}, TypeError, "PubSub 'chat': unknown option 'bogus'; "),
+        (
+            {"node_nme": "a"},
+            TypeError,
+            r"PubSub 'chat': unknown option 'node_nme' \(did you mean 'node_name'\?\); "
+            r"PubSub takes adapter, pool_size, broadcast_pool_size, id, restart; "
+            r"the redis adapter takes redis, node_name, channel_prefix, ",
+        ),
     ]:
         with pytest.raises(error, match=words):
             PubSub.child_spec("chat", adapter="redis", **options)
