@@ -37,6 +37,7 @@ from ._distribution import (
 from ._errors import (
     ConnectError as ConnectError,
     DecodeError as DecodeError,
+    InsecureListenError as InsecureListenError,
     LocalProtocolError as LocalProtocolError,
     ProtocolError as ProtocolError,
     RemoteProtocolError as RemoteProtocolError,

@@ -23,6 +23,7 @@ from beamlet.actors.lowlevel import (
 
 from ._cookie import Cookie, resolve_cookie
 from ._distribution import Distribution, check_node_type
+from ._errors import InsecureListenError
 from ._events import validate_node_name
 from ._frames import DEFAULT_MAX_FRAME_SIZE
 from ._limits import MAX_UNAUTHENTICATED
@@ -154,9 +155,7 @@ async def start_distribution(
     host = name.partition("@")[2]
     if transport is None:
         if tls is None and not insecure and not _is_loopback(host):
-            raise ValueError(
-                f"refusing to listen on {host} without TLS; pass tls=... or insecure=True"
-            )
+            raise InsecureListenError(host)
         transport = TCPTransport(tls)
     dist = Distribution(
         node,
@@ -268,8 +267,9 @@ async def open_node(
         The ``Node``, distributed and listening.
 
     Raises:
-        ValueError: a bad node name or seed address, or a non-loopback host
-            without TLS (and without ``insecure=True``).
+        ValueError: a bad node name or seed address; ``InsecureListenError``
+            (a ValueError) for a non-loopback host without TLS (and without
+            ``insecure=True``).
         CookieError: the cookie is too short or too regular, or its file is unsafe.
         OSError: the node cannot listen (the message names the address; for a
             port in use, ``errno`` is ``EADDRINUSE``).

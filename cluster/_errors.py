@@ -19,6 +19,7 @@ from beamlet.actors.lowlevel import short_repr
 __all__ = [
     "ConnectError",
     "DecodeError",
+    "InsecureListenError",
     "LocalProtocolError",
     "ProtocolError",
     "RemoteProtocolError",
@@ -33,6 +34,24 @@ class DecodeError(ValueError):
     values that break a size or depth limit, and registered classes that
     refuse their fields. Decoding never raises any other exception type.
     """
+
+
+class InsecureListenError(ValueError):
+    """A node would listen on a host other machines reach, without TLS.
+
+    Raised by ``open_node``, ``run`` and ``start_distribution`` for a node
+    named after a non-loopback host without ``tls=`` or ``insecure=True``;
+    nothing was started.
+
+    Attributes:
+        host: the host the node would have listened on.
+    """
+
+    def __init__(self, host: str) -> None:
+        super().__init__(
+            f"refusing to listen on {host} without TLS; pass tls=... or insecure=True"
+        )
+        self.host = host
 
 
 class ProtocolError(Exception):

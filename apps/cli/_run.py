@@ -13,6 +13,7 @@ from typing import Any
 from beamlet.cluster import (
     CookieError,
     DNSPoll,
+    InsecureListenError,
     listen_address,
     node_name,
     open_node,
@@ -153,6 +154,13 @@ def command(args: argparse.Namespace) -> int:
         )
     except CookieError as exc:
         raise CliError(f"bad cookie: {exc}", EXIT_USAGE) from None
+    except InsecureListenError as exc:
+        raise CliError(
+            f"cannot start node {args.name}: refusing to listen on {exc.host} without TLS; "
+            "give --tls-cert and --tls-ca (and --tls-key if the key is not in the cert), "
+            "or --insecure",
+            EXIT_USAGE,
+        ) from None
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise CliError(

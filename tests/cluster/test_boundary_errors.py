@@ -22,6 +22,7 @@ import trio.testing
 from beamlet.actors import open_node as open_local_node, receive
 from beamlet.actors.lowlevel import NodeVar
 from beamlet.cluster import (
+    InsecureListenError,
     default_node_name,
     listen_address,
     node_name,
@@ -105,7 +106,8 @@ async def test_nodevar_owner_has_the_distributed_name_after_start_distribution()
 def test_run_refuses_a_public_host_without_tls_as_a_valueerror() -> None:
     with pytest.raises(ValueError, match=r"refusing to listen on 0\.0\.0\.0 without TLS") as info:
         run(_nothing, name="pub@0.0.0.0", cookie=COOKIE)
-    assert type(info.value) is ValueError
+    assert type(info.value) is InsecureListenError  # a ValueError, not in a group
+    assert info.value.host == "0.0.0.0"
 
 
 def test_run_names_a_misspelt_option() -> None:

@@ -20,6 +20,7 @@ PUBLIC = {
     "Distribution",
     "DistributionBusyError",
     "ExportedFunction",
+    "InsecureListenError",
     "LocalProtocolError",
     "MemoryNetwork",
     "MessageRegistry",
@@ -123,6 +124,8 @@ def test_exception_hierarchy() -> None:
     assert issubclass(cluster.LocalProtocolError, cluster.ProtocolError)
     assert issubclass(cluster.RemoteProtocolError, cluster.ProtocolError)
     assert issubclass(cluster.CookieError, Exception)
+    assert issubclass(cluster.InsecureListenError, ValueError)
+    assert cluster.InsecureListenError("10.0.0.5").host == "10.0.0.5"
     assert issubclass(pg.NotLocalError, ValueError)
     assert issubclass(pg.ScopeNotStartedError, LookupError)
     assert cluster.RpcError("why").reason == "why"

@@ -121,6 +121,21 @@ def test_port_in_use(taken_port: int, cookie_file: Path) -> None:
     one_line(result, 1, f"port {taken_port} is already in use")
 
 
+def test_a_public_host_without_tls_names_the_cli_flags(cookie_file: Path) -> None:
+    """The CLI's words (``--tls-cert``, ``--insecure``), not the Python API's (``tls=...``)."""
+    result = beamlet(
+        "run", "cli_app:children", "--name", "x@10.1.2.3", "--cookie-file", str(cookie_file)
+    )
+    one_line(
+        result,
+        2,
+        "cannot start node x@10.1.2.3: refusing to listen on 10.1.2.3 without TLS; "
+        "give --tls-cert and --tls-ca (and --tls-key if the key is not in the cert), "
+        "or --insecure",
+    )
+    assert "tls=" not in result.stderr and "insecure=True" not in result.stderr
+
+
 def test_module_or_attribute_not_found(cookie_file: Path) -> None:
     for target, fragment in [
         ("no_such_module:children", "no module named 'no_such_module'"),
