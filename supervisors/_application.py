@@ -57,6 +57,7 @@ from beamlet.actors import (
     Down,
     Exit,
     ExitSignal,
+    GenServer,
     Node,
     Pid,
     ReceiveTimeoutError,
@@ -161,11 +162,32 @@ def load_children(target: str) -> list[ChildSpec]:
     value: Any = importlib.import_module(module_name)
     for part in attribute.split("."):
         value = getattr(value, part)
+    if isinstance(value, type):
+        # A class is a behaviour (a GenServer, a Supervisor...), not a function
+        # returning children: calling it would build an instance.
+        raise TypeError(_class_instead_of_children(target, value))
     if callable(value) and not isinstance(value, Sequence):
         value = value()
     if not isinstance(value, list | tuple):
         raise TypeError(f"{target} must be a list of child specs (or return one), not {value!r}")
     return specs_of(value)
+
+
+def _class_instead_of_children(target: str, cls: type) -> str:
+    name = cls.__name__
+    if issubclass(cls, GenServer):
+        kind = "a GenServer class"
+    elif issubclass(cls, Supervisor):
+        kind = "a Supervisor class"
+    else:
+        kind = "a class"
+    hint = (
+        f"; name a list of child specs instead, e.g. `children = [{name}.child_spec()]` "
+        f"(with its arguments), or a function returning one"
+        if callable(getattr(cls, "child_spec", None))
+        else "; name a list of child specs, or a function returning one"
+    )
+    return f"{target} is {kind}, not a list of child specs{hint}"
 
 
 def _spec_of(

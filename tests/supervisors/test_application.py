@@ -194,7 +194,16 @@ def test_load_children() -> None:
             load_children("no_such_module_here:children")
         with pytest.raises(AttributeError):
             load_children("app_tree:nothing")
-        with pytest.raises(TypeError, match="list of child specs"):
-            load_children("app_tree:Noisy")
+        with pytest.raises(TypeError) as info:
+            load_children("app_tree:Noisy")  # a GenServer class: not called
+        assert str(info.value) == (
+            "app_tree:Noisy is a GenServer class, not a list of child specs; name a list of "
+            "child specs instead, e.g. `children = [Noisy.child_spec()]` (with its "
+            "arguments), or a function returning one"
+        )
+        with pytest.raises(TypeError, match=r"is a Supervisor class, .*\[Supervisor\.child_spec"):
+            load_children("beamlet.supervisors:Supervisor")
+        with pytest.raises(TypeError, match="must be a list of child specs"):
+            load_children("app_tree:sys.maxsize")  # an int: neither a list nor a function
     finally:
         sys.path.remove(here)

@@ -149,7 +149,9 @@ def test_module_or_attribute_not_found(cookie_file: Path) -> None:
     ("target", "fragment"),
     [
         ("cli_app", "expected 'module:attribute'"),
-        ("cli_app:Greeter", "must be a list of child specs"),
+        ("cli_app:Greeter", "is a GenServer class, not a list of child specs"),
+        ("cli_app:Greeter", "e.g. `children = [Greeter.child_spec()]`"),
+        ("cli_app:Greeter.__name__", "must be a list of child specs"),
         ("cli_app:Greeter.nope", "nope"),
     ],
 )
