@@ -48,7 +48,7 @@ import contextlib
 import importlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import outcome
@@ -302,9 +302,10 @@ async def _run_tree(
     def signal_or_root_exit(msg: object) -> bool:
         return type(msg) is _Signal or (type(msg) is ExitSignal and msg.pid == root)
 
-    msg = await receive(signal_or_root_exit)
+    with _watch_escalation(root) as escalation:
+        msg = await receive(signal_or_root_exit)
     if type(msg) is ExitSignal:
-        logger.error("root supervisor %r exited: %r", root, msg.reason)
+        _log_root_exit(root, msg.reason, escalation.record)
         return ("exited", msg.reason)
     first = msg.signum
     logger.info("received %s: shutting down", _signal_name(first))
@@ -330,6 +331,67 @@ async def _run_tree(
             return ("forced", msg.signum)
         logger.info("application stopped")
         return ("stopped", first)
+
+
+class _Escalation(logging.Handler):
+    """Keeps the ``reached_max_restart_intensity`` report of one supervisor."""
+
+    def __init__(self, supervisor: Pid) -> None:
+        super().__init__(logging.ERROR)
+        self.supervisor = supervisor
+        self.record: logging.LogRecord | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if (
+            getattr(record, "beamlet_report", None) == "reached_max_restart_intensity"
+            and getattr(record, "beamlet_supervisor", None) == self.supervisor
+        ):
+            self.record = record
+
+
+@contextlib.contextmanager
+def _watch_escalation(root: Pid) -> Iterator[_Escalation]:
+    """Keep the root supervisor's escalation report while the block runs.
+
+    Why the root gave up is in that report; its exit reason is only ``shutdown``.
+    """
+    handler = _Escalation(root)
+    reports = logging.getLogger("beamlet.supervisor")
+    reports.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        reports.removeHandler(handler)
+
+
+def _log_root_exit(root: Pid, reason: Any, escalation: logging.LogRecord | None) -> None:
+    """The last line of a tree whose root supervisor exited on its own: why it did."""
+    if escalation is None:
+        logger.error("root supervisor %r exited with reason %r", root, reason)
+        return
+    e: Any = escalation
+    logger.error(
+        "root supervisor %r gave up: more than %d restarts in %g s "
+        "(reached_max_restart_intensity); the last failure: child %r (%r) exited with "
+        "reason %r; the root exited with reason %r",
+        root,
+        e.beamlet_max_restarts,
+        e.beamlet_max_seconds,
+        e.beamlet_child_id,
+        e.beamlet_pid,
+        e.beamlet_reason,
+        reason,
+        extra={
+            "beamlet_report": "application_gave_up",
+            "beamlet_supervisor": root,
+            "beamlet_child_id": e.beamlet_child_id,
+            "beamlet_pid": e.beamlet_pid,
+            "beamlet_reason": e.beamlet_reason,
+            "beamlet_max_restarts": e.beamlet_max_restarts,
+            "beamlet_max_seconds": e.beamlet_max_seconds,
+            "beamlet_exit_reason": reason,
+        },
+    )
 
 
 def run_application(

@@ -199,7 +199,9 @@ class _Server(GenServer):
 
     async def restart(self, old: Pid, child: _Child, reason: Any) -> Any:
         if not self.intensity.add_restart(trio.current_time()):
-            self.report.escalated(None, old, reason)
+            self.report.escalated(
+                None, old, reason, self.intensity.max_restarts, self.intensity.max_seconds
+            )
             return Stop("shutdown")
         ok, pid, _info = await invoke_start(child.start, self.extra + child.args)
         if not ok:

@@ -299,7 +299,13 @@ class _Server(GenServer):
 
     async def restart(self, child: _Child, pid: Pid | None, reason: Any) -> Any:
         if not self.intensity.add_restart(trio.current_time()):
-            self.report.escalated(child.spec.id, pid, reason)
+            self.report.escalated(
+                child.spec.id,
+                pid,
+                reason,
+                self.intensity.max_restarts,
+                self.intensity.max_seconds,
+            )
             self.forget(child)
             return Stop("shutdown")
         if self.strategy == "one_for_one":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -137,7 +138,10 @@ async def test_serve_reports_a_tree_that_fails_to_start() -> None:
         assert reason[0] == "shutdown" and reason[1][:2] == ("failed_to_start_child", "bad")
 
 
-async def test_serve_reports_a_root_that_gives_up(autojump_clock: Any) -> None:
+async def test_serve_reports_a_root_that_gives_up(
+    autojump_clock: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="beamlet")
     ready: list[Any] = []
     async with open_node():
         with pytest.raises(ApplicationError) as info:
@@ -147,8 +151,35 @@ async def test_serve_reports_a_root_that_gives_up(autojump_clock: Any) -> None:
                 max_restarts=2,
                 on_ready=ready.append,
             )
-    assert info.value.reason == "shutdown"
+    assert info.value.reason == "shutdown"  # OTP: the exit reason stays `shutdown`
     assert len(ready) == 1
+    # The last line says why the root exited, not only its exit reason.
+    last = caplog.records[-1]
+    [root] = ready
+    assert last.getMessage() == (
+        f"root supervisor {root!r} gave up: more than 2 restarts in 5 s "
+        f"(reached_max_restart_intensity); the last failure: child 'crasher' "
+        f"({last.beamlet_pid!r}) exited with reason 'boom'; the root exited with "
+        "reason 'shutdown'"
+    )
+    assert last.levelno == logging.ERROR
+    assert (last.beamlet_report, last.beamlet_child_id, last.beamlet_reason) == (
+        "application_gave_up",
+        "crasher",
+        "boom",
+    )
+    assert (last.beamlet_max_restarts, last.beamlet_max_seconds) == (2, 5.0)
+    assert last.beamlet_exit_reason == "shutdown"
+    # The report of the supervisor itself says so too.
+    [escalation] = [
+        r
+        for r in caplog.records
+        if getattr(r, "beamlet_report", None) == "reached_max_restart_intensity"
+    ]
+    assert escalation.getMessage().startswith(
+        f"supervisor {root!r} gave up (reached_max_restart_intensity: more than 2 restarts "
+        "in 5 s); the last failure: child 'crasher' ("
+    )
 
 
 def test_run_application_exit_status_for_a_failing_tree() -> None:

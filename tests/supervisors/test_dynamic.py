@@ -241,7 +241,13 @@ async def test_S24_failed_restart_is_retried_and_escalates(
         assert (await wait_down(ref)).reason == "shutdown"
 
     await node.run(body)
-    assert len(reports(caplog, "start_error")) == 3
+    errors = reports(caplog, "start_error")
+    assert len(errors) == 3
+    first = errors[0]
+    assert first.getMessage() == (
+        f"supervisor {first.beamlet_supervisor!r}: child None (was {first.beamlet_pid!r}) "
+        f"failed to start again: {first.beamlet_reason!r}"
+    )
     assert len(reports(caplog, "reached_max_restart_intensity")) == 1
 
 

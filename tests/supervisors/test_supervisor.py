@@ -264,7 +264,12 @@ async def test_S16_failed_child_start_stops_the_started_ones_in_reverse(
         ("terminate", "b", "shutdown"),
         ("terminate", "a", "shutdown"),
     ]
-    assert [r.beamlet_child_id for r in reports(caplog, "start_error")] == ["bad"]
+    [error] = reports(caplog, "start_error")
+    assert error.beamlet_child_id == "bad" and error.beamlet_pid is None
+    # No "(was None)": it had no pid before.
+    assert error.getMessage() == (
+        f"supervisor {error.beamlet_supervisor!r}: child 'bad' failed to start: 'flaky'"
+    )
 
 
 async def test_S16_bad_start_return_and_crashing_start(node: Node) -> None:
@@ -777,7 +782,14 @@ async def test_escalation_when_a_child_fails_to_restart(
         assert ("start", "b") not in events
     [escalation] = reports(caplog, "reached_max_restart_intensity")
     assert escalation.beamlet_child_id == "f"
-    assert "reached_max_restart_intensity" in escalation.getMessage()
+    assert (escalation.beamlet_max_restarts, escalation.beamlet_max_seconds) == (3, 5.0)
+    assert escalation.getMessage() == (
+        f"supervisor {escalation.beamlet_supervisor!r} gave up "
+        "(reached_max_restart_intensity: more than 3 restarts in 5 s); the last failure: "
+        f"child 'f' ({escalation.beamlet_pid!r}) exited with reason "
+        f"{escalation.beamlet_reason!r}; shutting its children down and exiting with "
+        "reason 'shutdown'"
+    )
 
 
 @pytest.mark.parametrize("strategy", ["one_for_all", "rest_for_one"])
