@@ -28,7 +28,11 @@ from ._api import (
 )
 from ._codec import Codec as Codec, decode as decode, encode as encode
 from ._connection import Connection as Connection
-from ._cookie import Cookie as Cookie, CookieError as CookieError
+from ._cookie import (
+    Cookie as Cookie,
+    CookieError as CookieError,
+    default_cookie_path as default_cookie_path,
+)
 from ._discovery import DNSPoll as DNSPoll
 from ._distribution import (
     Distribution as Distribution,

@@ -66,7 +66,11 @@ class Cookie:
 
 
 def default_cookie_path() -> Path:
-    """``$BEAMLET_COOKIE_FILE`` or ``~/.beamlet/cookie``."""
+    """Where a node without a cookie reads it: ``$BEAMLET_COOKIE_FILE`` or ``~/.beamlet/cookie``.
+
+    The file is created (32 random bytes, mode 0600) by the first node that
+    needs it, unless ``BEAMLET_COOKIE`` is set.
+    """
     override = os.environ.get("BEAMLET_COOKIE_FILE")
     if override:
         return Path(override)

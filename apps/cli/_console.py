@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import outcome
@@ -15,6 +17,7 @@ from beamlet.cluster import (
     CookieError,
     TLSConfig,
     connect,
+    default_cookie_path,
     default_node_name,
     nodes,
     open_node,
@@ -69,10 +72,24 @@ def captured_logs() -> Iterator[Captured]:
         beamlet.setLevel(level)
 
 
-def _why(failure: str | None, tls: bool) -> str:
+def _cookie_to_create(cookie: Cookie | None) -> Path | None:
+    """The cookie file this run will create (none given, none in the environment or file)."""
+    if cookie is not None or os.environ.get("BEAMLET_COOKIE"):
+        return None
+    path = default_cookie_path()
+    return None if path.exists() else path
+
+
+def _why(failure: str | None, tls: bool, created_cookie: Path | None = None) -> str:
     if failure is None:
         return "no answer"
     text = failure.lower()
+    if "cookie" in text and created_cookie is not None:
+        return (
+            f"{failure}: no cookie was given, so this command created a new random one "
+            f"in {created_cookie}; the node uses another, and both nodes must share one "
+            "(pass the node's cookie with --cookie-file PATH, or set $BEAMLET_COOKIE)"
+        )
     if "cookie" in text:
         return f"{failure} (is the cookie the node's? see --cookie-file)"
     if "attempts to connect" in text or "connection refused" in text:
@@ -91,7 +108,9 @@ def _why(failure: str | None, tls: bool) -> str:
 _CONNECT_RAISES = "raise_on_error" in inspect.signature(connect).parameters
 
 
-async def _connect(target: NodeAddress, log: Captured, timeout: float, tls: bool) -> str:
+async def _connect(
+    target: NodeAddress, log: Captured, timeout: float, tls: bool, created_cookie: Path | None
+) -> str:
     """Connect to ``target``; return its node name, or raise ``CliError``."""
     before = set(nodes("all"))
     with trio.move_on_after(timeout):
@@ -102,7 +121,8 @@ async def _connect(target: NodeAddress, log: Captured, timeout: float, tls: bool
                 ok = await connect(target.address)
         except ConnectionError as exc:
             why = getattr(exc, "reason", None) or str(exc)
-            raise CliError(f"cannot connect to {target}: {_why(why, tls)}") from None
+            why = _why(why, tls, created_cookie)
+            raise CliError(f"cannot connect to {target}: {why}") from None
         if ok:
             found = sorted(set(nodes("all")) - before)
             if target.name is not None:
@@ -115,7 +135,8 @@ async def _connect(target: NodeAddress, log: Captured, timeout: float, tls: bool
             if found:
                 return found[0]
             raise CliError(f"no node answered at {target.address}")
-        raise CliError(f"cannot connect to {target}: {_why(log.connect_failure(), tls)}")
+        why = _why(log.connect_failure(), tls, created_cookie)
+        raise CliError(f"cannot connect to {target}: {why}")
     raise CliError(f"cannot connect to {target}: no answer within {timeout:g} s")
 
 
@@ -124,9 +145,10 @@ async def _session(
     log: Captured,
     timeout: float,
     tls: bool,
+    created_cookie: Path | None,
     fn: Callable[[str], Awaitable[T]],
 ) -> T:
-    peer = await _connect(target, log, timeout, tls)
+    peer = await _connect(target, log, timeout, tls, created_cookie)
     return await fn(peer)
 
 
@@ -142,6 +164,7 @@ async def run_console(
     Raises:
         CliError: the connection failed (the message says why).
     """
+    created_cookie = _cookie_to_create(cookie)
     with captured_logs() as log:
         name = "console-" + default_node_name()
         try:
@@ -152,7 +175,7 @@ async def run_console(
                 async def main() -> Any:
                     # Captured: a CliError is an answer, not a crash to report.
                     return await outcome.acapture(
-                        _session, target, log, timeout, tls is not None, fn
+                        _session, target, log, timeout, tls is not None, created_cookie, fn
                     )
 
                 result: outcome.Outcome[T] = await node.run(main)

@@ -37,6 +37,7 @@ PUBLIC = {
     "Transport",
     "connect",
     "decode",
+    "default_cookie_path",
     "default_node_name",
     "disconnect",
     "distribution",

@@ -69,6 +69,34 @@ def test_wrong_cookie(service: tuple[Service, str], tmp_path: Path) -> None:
     one_line(result, 1, "bad cookie")
 
 
+def test_a_cookie_created_by_the_command_itself_is_named(
+    service: tuple[Service, str], tmp_path: Path
+) -> None:
+    """No cookie anywhere: ``ping`` makes ~/.beamlet/cookie, and its "bad cookie" says so."""
+    _svc, address = service
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"HOME": str(home), "BEAMLET_COOKIE": "", "BEAMLET_COOKIE_FILE": ""}
+    created = home / ".beamlet" / "cookie"
+    for command in (["ping", address], ["top", address, "--once"]):
+        if created.exists():
+            created.unlink()  # each command starts without a cookie
+        result = beamlet(*command, env=env)
+        one_line(
+            result,
+            1,
+            "bad cookie",
+            f"no cookie was given, so this command created a new random one in {created}; "
+            "the node uses another, and both nodes must share one (pass the node's cookie "
+            "with --cookie-file PATH, or set $BEAMLET_COOKIE)",
+        )
+        assert created.exists()
+    # The second time the file exists: the usual hint, not "created".
+    result = beamlet("ping", address, env=env)
+    one_line(result, 1, "bad cookie", "is the cookie the node's? see --cookie-file")
+    assert "created" not in result.stderr
+
+
 def test_the_wrong_node_at_an_address(service: tuple[Service, str], cookie_file: Path) -> None:
     _svc, address = service
     result = beamlet("ping", f"other@{address}", "--cookie-file", str(cookie_file))
