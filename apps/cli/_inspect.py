@@ -45,7 +45,13 @@ def add_parsers(subparsers: Any) -> None:
     parser.add_argument("node", metavar="NODE", help=NODE_HELP)
     add_cookie_option(parser)
     add_tls_options(parser)
-    parser.add_argument("--timeout", type=float, default=5.0, metavar="S")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="give up on connecting, or on an answer, after S seconds (default: %(default)s)",
+    )
     parser.set_defaults(command=ping)
 
     parser = subparsers.add_parser(
@@ -64,10 +70,22 @@ def add_parsers(subparsers: Any) -> None:
     )
     parser.add_argument("--limit", type=int, default=20, metavar="N", help="rows to show")
     parser.add_argument("--once", action="store_true", help="print one plain snapshot and exit")
-    parser.add_argument("--interval", type=float, default=1.0, metavar="S")
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="seconds between two tables in the live view (default: %(default)s)",
+    )
     add_cookie_option(parser)
     add_tls_options(parser)
-    parser.add_argument("--timeout", type=float, default=5.0, metavar="S")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="give up on connecting, or on an answer, after S seconds (default: %(default)s)",
+    )
     parser.set_defaults(command=top)
 
 

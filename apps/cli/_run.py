@@ -73,8 +73,21 @@ def add_parser(subparsers: Any) -> None:
         default="one_for_one",
         help="the root supervisor's strategy",
     )
-    parser.add_argument("--max-restarts", type=int, default=3, metavar="N")
-    parser.add_argument("--max-seconds", type=float, default=5.0, metavar="S")
+    parser.add_argument(
+        "--max-restarts",
+        type=int,
+        default=3,
+        metavar="N",
+        help="the root supervisor gives up (and the command exits 1) after more than N "
+        "restarts within --max-seconds (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="the window for --max-restarts, in seconds (default: %(default)s)",
+    )
     parser.add_argument(
         "--shutdown-timeout",
         type=float,
@@ -82,7 +95,14 @@ def add_parser(subparsers: Any) -> None:
         metavar="S",
         help="kill the tree if it has not shut down after S seconds",
     )
-    parser.add_argument("--ticktime", type=float, default=15.0, metavar="S")
+    parser.add_argument(
+        "--ticktime",
+        type=float,
+        default=15.0,
+        metavar="S",
+        help="a connected node from which nothing arrives for S seconds is declared "
+        "down (Erlang's net_ticktime; default: %(default)s)",
+    )
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )

@@ -274,3 +274,33 @@ def test_no_command_prints_the_help_and_fails() -> None:
     assert result.returncode == 2
     assert "usage: beamlet" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "option", "default"),
+    [
+        ("run", "--max-restarts", "3"),
+        ("run", "--max-seconds", "5.0"),
+        ("run", "--ticktime", "15.0"),
+        ("ping", "--timeout", "5.0"),
+        ("top", "--timeout", "5.0"),
+        ("top", "--interval", "1.0"),
+    ],
+)
+def test_every_numeric_option_has_help_and_shows_its_default(
+    command: str, option: str, default: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    lines = capsys.readouterr().out.splitlines()
+    # The option's entry: its line and the wrapped lines under it, up to the next option.
+    [start] = [i for i, line in enumerate(lines) if line.startswith(f"  {option} ")]
+    entry = [lines[start]]
+    for line in lines[start + 1 :]:
+        if not line.startswith("   "):
+            break
+        entry.append(line)
+    described = " ".join(" ".join(entry).split()).partition(" ")[2].partition(" ")[2]
+    assert len(described) > 20, described  # a sentence, not only the metavar
+    assert re.search(rf"default: {re.escape(default)}\)$", described), described
