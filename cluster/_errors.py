@@ -48,9 +48,7 @@ class InsecureListenError(ValueError):
     """
 
     def __init__(self, host: str) -> None:
-        super().__init__(
-            f"refusing to listen on {host} without TLS; pass tls=... or insecure=True"
-        )
+        super().__init__(f"refusing to listen on {host} without TLS; pass tls=... or insecure=True")
         self.host = host
 
 

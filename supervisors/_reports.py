@@ -99,9 +99,7 @@ class Reporter:
 
     def child_terminated(self, child_id: Hashable, pid: Pid | None, reason: Any) -> None:
         """A child exited on its own with ``reason`` (S7)."""
-        self._log(
-            logging.ERROR, "child_terminated", child_id, pid, reason, child_id, pid, reason
-        )
+        self._log(logging.ERROR, "child_terminated", child_id, pid, reason, child_id, pid, reason)
 
     def start_error(self, child_id: Hashable, pid: Pid | None, reason: Any) -> None:
         """Starting (or restarting) a child failed; ``pid``: the one it had before, if any."""
