@@ -3,12 +3,13 @@ ignores only the thrower's own failures."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
 import trio
 import trio.testing
-from beamlet.actors import open_node, receive, spawn
+from beamlet.actors import ExitSignal, open_node, receive, send, spawn
 from hostile import WAYS, throw
 
 
@@ -47,3 +48,30 @@ async def test_a_call_to_a_process_that_exits_is_ignored_an_unknown_way_is_not()
 
     async with open_node() as node:
         await node.run(main)
+
+
+async def test_a_send_to_another_node_is_forged_so_the_receiving_node_is_what_is_checked(
+    beamlet_cluster: Any, autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # beamlet's send refuses a runtime signal to another node (TypeError, which
+    # throw would ignore); throw forges the frame instead, and the receiving
+    # node's connection refuses it and logs it.
+    got: list[Any] = []
+
+    async def sink() -> None:
+        while True:
+            got.append(await receive())
+
+    pid = beamlet_cluster.spawn("a", sink)
+
+    async def thrower() -> None:
+        await throw(pid, "send", ExitSignal(pid, "forged"))
+        await throw(pid, "send", "plain")
+        with pytest.raises(TypeError):
+            send(pid, ExitSignal(pid, "forged"))
+
+    with caplog.at_level(logging.WARNING):
+        await beamlet_cluster.run("b", thrower)
+        await trio.sleep(1)
+    assert got == ["plain"]
+    assert any("forged message (ExitSignal" in r.getMessage() for r in caplog.records)

@@ -39,7 +39,7 @@ from beamlet.actors import (
 from beamlet.cluster import RUNTIME_SIGNALS, NodeDown, NodeUp, monitor_node, monitor_nodes
 from beamlet.cluster.simulation import SimulatedCluster
 from beamlet.supervisors import Supervisor
-from hostile_peer import forge_send
+from hostile import forge_send
 
 pytestmark = pytest.mark.trio
 

@@ -14,7 +14,7 @@ import trio
 from beamlet.actors import ExitSignal, GenServer, Pid, Ref, send, whereis
 from beamlet.apps.pool import Jobs, Pool, enqueue, status
 from beamlet.cluster.simulation import simulated_cluster
-from hostile_peer import forge_send
+from hostile import forge_send
 
 
 class Worker(GenServer):

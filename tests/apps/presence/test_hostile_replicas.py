@@ -29,7 +29,7 @@ from beamlet.apps.presence._tracker import (
 )
 from beamlet.apps.pubsub import broadcast
 from beamlet.cluster.simulation import simulated_cluster
-from hostile_peer import forge_send
+from hostile import forge_send
 from hypothesis import given, settings, strategies as st
 from presence_nodes import PR, PS, Nodes
 
