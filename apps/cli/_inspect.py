@@ -22,6 +22,7 @@ from ._console import run_console
 from ._errors import EXIT_USAGE, CliError
 from ._options import (
     add_cookie_option,
+    add_timeout_option,
     add_tls_options,
     parse_node_address,
     read_cookie,
@@ -45,13 +46,7 @@ def add_parsers(subparsers: Any) -> None:
     parser.add_argument("node", metavar="NODE", help=NODE_HELP)
     add_cookie_option(parser)
     add_tls_options(parser)
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=5.0,
-        metavar="S",
-        help="give up on connecting, or on an answer, after S seconds (default: %(default)s)",
-    )
+    add_timeout_option(parser)
     parser.set_defaults(command=ping)
 
     parser = subparsers.add_parser(
@@ -79,13 +74,7 @@ def add_parsers(subparsers: Any) -> None:
     )
     add_cookie_option(parser)
     add_tls_options(parser)
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=5.0,
-        metavar="S",
-        help="give up on connecting, or on an answer, after S seconds (default: %(default)s)",
-    )
+    add_timeout_option(parser)
     parser.set_defaults(command=top)
 
 

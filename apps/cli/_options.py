@@ -16,6 +16,7 @@ from ._errors import EXIT_USAGE, CliError
 __all__ = [
     "NodeAddress",
     "add_cookie_option",
+    "add_timeout_option",
     "add_tls_options",
     "configure_logging",
     "parse_node_address",
@@ -31,6 +32,16 @@ def add_cookie_option(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="read the cluster cookie from PATH (mode 0600); default: $BEAMLET_COOKIE, "
         "else $BEAMLET_COOKIE_FILE, else ~/.beamlet/cookie",
+    )
+
+
+def add_timeout_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="give up on connecting, or on an answer, after S seconds (default: %(default)s)",
     )
 
 
